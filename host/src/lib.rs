@@ -1,0 +1,10 @@
+//! aimass: a WebAssembly plugin host for composable ML sub-models.
+//!
+//! Third-party sub-models are WebAssembly components built against the
+//! contract in `wit/` with `aimass-sdk`; this crate loads them into a
+//! sandbox ([`runtime`]) with no ambient capabilities.
+// Anything a user or a plugin controls must come back as an error, never a
+// panic: unwrap/expect are for tests only.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod runtime;

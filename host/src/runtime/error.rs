@@ -1,0 +1,90 @@
+//! Everything that can go wrong loading or calling a plugin.
+
+use std::path::PathBuf;
+
+/// An error at the runtime boundary. Each names the plugin it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The `.wasm` file could not be read.
+    #[error("plugin `{plugin}`: cannot read {}: {source}", path.display())]
+    Read {
+        plugin: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file's digest differs from the pinned one.
+    #[error(
+        "plugin `{plugin}`: sha256 mismatch: the config pins {expected} but {} has {actual}; \
+         rebuild the plugin or update the pin",
+        path.display()
+    )]
+    DigestMismatch {
+        plugin: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    /// The file is a core module, or no WebAssembly at all.
+    #[error("plugin `{plugin}` is not a WebAssembly component: {reason}")]
+    NotAComponent { plugin: String, reason: String },
+    /// The component failed validation or compilation.
+    #[error("plugin `{plugin}` is not a valid component: {reason}")]
+    Invalid { plugin: String, reason: String },
+    /// The component does not implement the sub-model world.
+    #[error("plugin `{plugin}` does not implement the aimass sub-model contract: {reason}")]
+    WrongWorld { plugin: String, reason: String },
+    /// The component needs an import the host does not provide.
+    #[error("plugin `{plugin}` needs an import the host does not provide: {reason}")]
+    UnsupportedImport { plugin: String, reason: String },
+    /// The plugin returned an error from one of its functions.
+    #[error("plugin `{plugin}`: {call} failed: {kind}: {message}")]
+    Plugin {
+        plugin: String,
+        call: &'static str,
+        kind: GuestErrorKind,
+        message: String,
+    },
+    /// The plugin trapped; the instance is unusable afterwards.
+    #[error("plugin `{plugin}` trapped in {call}: {message}")]
+    Trap {
+        plugin: String,
+        call: &'static str,
+        message: String,
+    },
+    /// The engine itself could not be set up.
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+}
+
+/// The three kinds of error a plugin may return, as the contract names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestErrorKind {
+    /// The caller's input was not acceptable.
+    InvalidInput,
+    /// The model could not answer.
+    Model,
+    /// A bug in the plugin.
+    Internal,
+}
+
+impl std::fmt::Display for GuestErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GuestErrorKind::InvalidInput => "invalid-input",
+            GuestErrorKind::Model => "model",
+            GuestErrorKind::Internal => "internal",
+        })
+    }
+}
+
+impl GuestErrorKind {
+    /// Splits a plugin's error into its kind and message.
+    pub fn split(error: super::bindings::GuestError) -> (Self, String) {
+        use super::bindings::GuestError as E;
+        match error {
+            E::InvalidInput(m) => (GuestErrorKind::InvalidInput, m),
+            E::Model(m) => (GuestErrorKind::Model, m),
+            E::Internal(m) => (GuestErrorKind::Internal, m),
+        }
+    }
+}

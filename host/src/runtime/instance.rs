@@ -1,0 +1,131 @@
+//! One running plugin instance: a store plus the contract's exports.
+
+use super::bindings::{ParamValue, SubModel};
+use super::engine::ticks_for;
+use super::error::{GuestErrorKind, RuntimeError};
+use super::info::ModelInfo;
+use super::state::HostState;
+use std::time::Duration;
+use wasmtime::Store;
+use wasmtime_wasi_nn::Tensor;
+
+/// A named host tensor.
+pub type NamedTensor = (String, Tensor);
+
+/// Limits for one instance.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceLimits {
+    /// The most linear memory the instance may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// The longest one call may run.
+    pub call_timeout: Duration,
+}
+
+impl Default for InstanceLimits {
+    fn default() -> Self {
+        InstanceLimits {
+            memory_bytes: 64 << 20,
+            call_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// An instantiated plugin serving one node.
+pub struct Instance {
+    pub(crate) store: Store<HostState>,
+    pub(crate) model: SubModel,
+    pub(crate) plugin: String,
+    pub(crate) limits: InstanceLimits,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("plugin", &self.plugin)
+            .field("node", &self.store.data().node())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Instance {
+    /// The plugin's description (as configured, once `init` has run).
+    pub async fn info(&mut self) -> Result<ModelInfo, RuntimeError> {
+        self.arm_deadline();
+        let info = self
+            .model
+            .aimass_plugin_model()
+            .call_info(&mut self.store)
+            .await
+            .map_err(|e| trapped(&self.plugin, "info", e))?;
+        Ok(info.into())
+    }
+
+    /// Configures the instance with the node's parameters.
+    pub async fn init(&mut self, params: Vec<(String, ParamValue)>) -> Result<(), RuntimeError> {
+        self.arm_deadline();
+        self.model
+            .aimass_plugin_model()
+            .call_init(&mut self.store, &params)
+            .await
+            .map_err(|e| trapped(&self.plugin, "init", e))?
+            .map_err(|e| returned(&self.plugin, "init", e))
+    }
+
+    /// Runs the plugin on named tensors.
+    pub async fn infer(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+    ) -> Result<Vec<NamedTensor>, RuntimeError> {
+        let mut handles = Vec::with_capacity(inputs.len());
+        for (name, tensor) in inputs {
+            let handle = self
+                .store
+                .data_mut()
+                .table
+                .push(tensor)
+                .map_err(|e| trapped(&self.plugin, "infer", e.into()))?;
+            handles.push((name, handle));
+        }
+        self.arm_deadline();
+        let outputs = self
+            .model
+            .aimass_plugin_model()
+            .call_infer(&mut self.store, &handles)
+            .await
+            .map_err(|e| trapped(&self.plugin, "infer", e))?
+            .map_err(|e| returned(&self.plugin, "infer", e))?;
+        let table = &mut self.store.data_mut().table;
+        outputs
+            .into_iter()
+            .map(|(name, handle)| {
+                table
+                    .delete(handle)
+                    .map(|tensor| (name, tensor))
+                    .map_err(|e| trapped(&self.plugin, "infer", e.into()))
+            })
+            .collect()
+    }
+
+    fn arm_deadline(&mut self) {
+        self.store
+            .set_epoch_deadline(ticks_for(self.limits.call_timeout));
+    }
+}
+
+fn trapped(plugin: &str, call: &'static str, error: wasmtime::Error) -> RuntimeError {
+    RuntimeError::Trap {
+        plugin: plugin.to_string(),
+        call,
+        message: format!("{error:#}"),
+    }
+}
+
+fn returned(plugin: &str, call: &'static str, error: super::bindings::GuestError) -> RuntimeError {
+    let (kind, message) = GuestErrorKind::split(error);
+    RuntimeError::Plugin {
+        plugin: plugin.to_string(),
+        call,
+        kind,
+        message,
+    }
+}

@@ -1,0 +1,105 @@
+//! The sandboxed plugin runtime: one engine, one linker granting nothing but
+//! the contract's imports, plugins loaded once and instantiated per node.
+
+pub mod bindings;
+mod engine;
+mod error;
+mod info;
+mod instance;
+mod plugin;
+mod state;
+
+pub use engine::{EPOCH_TICK, EngineOptions};
+pub use error::{GuestErrorKind, RuntimeError};
+pub use info::{Dtype, ModelInfo, ModelKind, TensorSpec};
+pub use instance::{Instance, InstanceLimits, NamedTensor};
+pub use plugin::{Plugin, sha256_hex};
+pub use state::HostState;
+
+use std::path::Path;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store, StoreLimitsBuilder};
+use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
+
+/// The engine and the linker every plugin is checked and instantiated with.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A runtime with the given engine sizing.
+    pub fn new(options: EngineOptions) -> Result<Self, RuntimeError> {
+        let engine = engine::build_engine(options)?;
+        let mut linker = Linker::new(&engine);
+        let link = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        wasmtime_wasi_nn::wit::add_to_linker(&mut linker, |s: &mut HostState| {
+            WasiNnView::new(&mut s.table, &mut s.nn)
+        })
+        .map_err(link)?;
+        bindings::aimass::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link)?;
+        Ok(Runtime { engine, linker })
+    }
+
+    /// The shared engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads and validates the plugin at `path`, checking its sha256 pin.
+    pub fn load(
+        &self,
+        name: &str,
+        path: &Path,
+        pinned_sha256: Option<&str>,
+    ) -> Result<Plugin, RuntimeError> {
+        Plugin::load_file(&self.engine, &self.linker, name, path, pinned_sha256)
+    }
+
+    /// A new instance of `plugin` serving `node`, reaching the graphs in `nn`.
+    pub async fn instantiate(
+        &self,
+        plugin: &Plugin,
+        node: &str,
+        nn: WasiNnCtx,
+        limits: InstanceLimits,
+    ) -> Result<Instance, RuntimeError> {
+        let state = HostState::new(
+            node,
+            nn,
+            StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(engine::ticks_for(limits.call_timeout));
+        let model = plugin
+            .pre()
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| RuntimeError::Trap {
+                plugin: plugin.name().to_string(),
+                call: "instantiation",
+                message: format!("{e:#}"),
+            })?;
+        Ok(Instance {
+            store,
+            model,
+            plugin: plugin.name().to_string(),
+            limits,
+        })
+    }
+}

@@ -1,0 +1,294 @@
+//! Tensors: typed construction, typed reads, shape and dtype checks.
+//!
+//! A [`Tensor`] is either a handle to a host-owned `wasi:nn` tensor (every
+//! input the plugin receives, every `compute` output) or a tensor the plugin
+//! built itself, which stays in plugin memory until it is returned or passed
+//! to [`crate::Graph::compute`]. Moving a host tensor on (returning it, or
+//! passing it to `compute`) never copies its data through the plugin.
+
+use crate::bindings::wasi::nn::tensor::Tensor as HostTensor;
+use crate::error::{Error, Result};
+use core::fmt;
+
+/// The element type of a tensor (the `wasi:nn` tensor type).
+pub use crate::bindings::wasi::nn::tensor::TensorType as DType;
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DType::Fp16 => "FP16",
+            DType::Fp32 => "FP32",
+            DType::Fp64 => "FP64",
+            DType::Bf16 => "BF16",
+            DType::U8 => "U8",
+            DType::I32 => "I32",
+            DType::I64 => "I64",
+        })
+    }
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::Fp16 | DType::Bf16 => 2,
+            DType::Fp32 | DType::I32 => 4,
+            DType::Fp64 | DType::I64 => 8,
+            DType::U8 => 1,
+        }
+    }
+}
+
+/// A Rust number type that is a tensor element.
+pub trait Element: Copy + sealed::Sealed {
+    /// The matching tensor element type.
+    const DTYPE: DType;
+    /// Appends this value's little-endian bytes.
+    fn write_le(self, out: &mut Vec<u8>);
+    /// Reads a value from exactly `DTYPE.size()` little-endian bytes.
+    fn read_le(bytes: &[u8]) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! element {
+    ($($ty:ty => $dtype:ident),* $(,)?) => {$(
+        impl sealed::Sealed for $ty {}
+        impl Element for $ty {
+            const DTYPE: DType = DType::$dtype;
+            fn write_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn read_le(bytes: &[u8]) -> Self {
+                let mut raw = [0u8; core::mem::size_of::<$ty>()];
+                raw.copy_from_slice(bytes);
+                <$ty>::from_le_bytes(raw)
+            }
+        }
+    )*};
+}
+element!(f32 => Fp32, f64 => Fp64, u8 => U8, i32 => I32, i64 => I64);
+
+enum Repr {
+    Host(HostTensor),
+    Local {
+        shape: Vec<u32>,
+        dtype: DType,
+        data: Vec<u8>,
+    },
+}
+
+/// A tensor, owned by the host or built by the plugin.
+pub struct Tensor {
+    repr: Repr,
+    /// The name it arrived under, for error messages.
+    label: Option<String>,
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tensor")
+            .field("name", &self.label)
+            .field("host", &matches!(self.repr, Repr::Host(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tensor {
+    /// Builds a tensor from typed values in row-major order.
+    ///
+    /// ```
+    /// use aimass_sdk::{DType, Tensor};
+    /// let t = Tensor::new(&[2, 2], &[1.0f32, 2.0, 3.0, 4.0]).unwrap();
+    /// assert_eq!(t.shape(), vec![2, 2]);
+    /// assert_eq!(t.dtype(), DType::Fp32);
+    /// assert!(Tensor::new(&[3], &[1i64, 2]).is_err());
+    /// ```
+    pub fn new<T: Element>(shape: &[u32], values: &[T]) -> Result<Self> {
+        let mut data = Vec::with_capacity(values.len() * T::DTYPE.size());
+        for value in values {
+            value.write_le(&mut data);
+        }
+        Self::from_bytes(shape, T::DTYPE, data)
+    }
+
+    /// Builds a tensor from raw little-endian bytes, for element types Rust
+    /// has no number type for (FP16, BF16).
+    pub fn from_bytes(shape: &[u32], dtype: DType, data: Vec<u8>) -> Result<Self> {
+        let elements = element_count(shape);
+        if elements.checked_mul(dtype.size()) != Some(data.len()) {
+            return Err(Error::internal(format!(
+                "a {dtype} tensor of shape {shape:?} needs {elements} elements ({} bytes), got {} bytes",
+                elements.saturating_mul(dtype.size()),
+                data.len()
+            )));
+        }
+        Ok(Tensor {
+            repr: Repr::Local {
+                shape: shape.to_vec(),
+                dtype,
+                data,
+            },
+            label: None,
+        })
+    }
+
+    /// Wraps a host tensor handle.
+    pub fn from_host(tensor: HostTensor) -> Self {
+        Tensor {
+            repr: Repr::Host(tensor),
+            label: None,
+        }
+    }
+
+    /// Names the tensor in error messages about it.
+    pub fn labelled(mut self, name: impl Into<String>) -> Self {
+        self.label = Some(name.into());
+        self
+    }
+
+    /// The size of each dimension, outermost first.
+    pub fn shape(&self) -> Vec<u32> {
+        match &self.repr {
+            Repr::Host(t) => t.dimensions(),
+            Repr::Local { shape, .. } => shape.clone(),
+        }
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match &self.repr {
+            Repr::Host(t) => t.ty(),
+            Repr::Local { dtype, .. } => *dtype,
+        }
+    }
+
+    /// The raw little-endian bytes (a copy).
+    pub fn bytes(&self) -> Vec<u8> {
+        match &self.repr {
+            Repr::Host(t) => t.data(),
+            Repr::Local { data, .. } => data.clone(),
+        }
+    }
+
+    /// Reads the values, checking that the element type is `T`.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        self.expect_dtype(T::DTYPE)?;
+        let bytes = self.bytes();
+        let size = T::DTYPE.size();
+        if bytes.len() % size != 0 {
+            return Err(Error::invalid_input(format!(
+                "{}: {} bytes is not a whole number of {} elements",
+                self.describe(),
+                bytes.len(),
+                T::DTYPE
+            )));
+        }
+        Ok(bytes.chunks_exact(size).map(T::read_le).collect())
+    }
+
+    /// Fails with `invalid-input` unless the element type is `dtype`.
+    pub fn expect_dtype(&self, dtype: DType) -> Result<()> {
+        let actual = self.dtype();
+        if actual == dtype {
+            Ok(())
+        } else {
+            Err(Error::invalid_input(format!(
+                "{}: expected {dtype} elements, got {actual}",
+                self.describe()
+            )))
+        }
+    }
+
+    /// Fails with `invalid-input` unless the shape matches `pattern`, where
+    /// `-1` matches any size; returns the actual shape.
+    ///
+    /// ```
+    /// use aimass_sdk::Tensor;
+    /// let t = Tensor::new(&[3, 4], &[0f32; 12]).unwrap().labelled("x");
+    /// assert_eq!(t.expect_shape(&[-1, 4]).unwrap(), vec![3, 4]);
+    /// let err = t.expect_shape(&[-1, 5]).unwrap_err();
+    /// assert_eq!(err.message(), "input `x`: expected shape [-1, 5], got [3, 4]");
+    /// ```
+    pub fn expect_shape(&self, pattern: &[i64]) -> Result<Vec<u32>> {
+        let shape = self.shape();
+        let fits = shape.len() == pattern.len()
+            && shape
+                .iter()
+                .zip(pattern)
+                .all(|(&actual, &wanted)| wanted < 0 || i64::from(actual) == wanted);
+        if fits {
+            Ok(shape)
+        } else {
+            Err(Error::invalid_input(format!(
+                "{}: expected shape {pattern:?}, got {shape:?}",
+                self.describe()
+            )))
+        }
+    }
+
+    /// Turns the tensor into a host handle, handing plugin-built data to the
+    /// host once. A host tensor is passed on as it is.
+    pub fn into_host(self) -> HostTensor {
+        match self.repr {
+            Repr::Host(t) => t,
+            Repr::Local { shape, dtype, data } => HostTensor::new(&shape, dtype, &data),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.label {
+            Some(name) => format!("input `{name}`"),
+            None => "tensor".to_string(),
+        }
+    }
+}
+
+/// The number of elements a shape holds (1 for a scalar shape `[]`).
+pub fn element_count(shape: &[u32]) -> usize {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d as usize))
+        .unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_element_type() {
+        let t = Tensor::new(&[3], &[1.5f64, -2.0, 3.25]).unwrap();
+        assert_eq!(t.to_vec::<f64>().unwrap(), vec![1.5, -2.0, 3.25]);
+        let t = Tensor::new(&[2], &[i64::MIN, i64::MAX]).unwrap();
+        assert_eq!(t.to_vec::<i64>().unwrap(), vec![i64::MIN, i64::MAX]);
+        let t = Tensor::new(&[2], &[7u8, 255]).unwrap();
+        assert_eq!(t.to_vec::<u8>().unwrap(), vec![7, 255]);
+        let t = Tensor::new(&[1], &[-9i32]).unwrap();
+        assert_eq!(t.to_vec::<i32>().unwrap(), vec![-9]);
+    }
+
+    #[test]
+    fn wrong_dtype_names_the_input() {
+        let t = Tensor::new(&[1], &[1i64]).unwrap().labelled("ids");
+        let err = t.to_vec::<f32>().unwrap_err();
+        assert_eq!(
+            err,
+            Error::invalid_input("input `ids`: expected FP32 elements, got I64")
+        );
+    }
+
+    #[test]
+    fn byte_length_must_match_shape() {
+        let err = Tensor::from_bytes(&[2, 2], DType::Fp16, vec![0; 6]).unwrap_err();
+        assert!(
+            err.message()
+                .contains("needs 4 elements (8 bytes), got 6 bytes"),
+            "{err:?}"
+        );
+        assert!(Tensor::from_bytes(&[2, 2], DType::Fp16, vec![0; 8]).is_ok());
+        assert!(Tensor::from_bytes(&[u32::MAX, u32::MAX, u32::MAX], DType::U8, vec![]).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! Every plugin is built to a component, loads in the real runtime, and
+//! reports through `info()` what it is. A plugin without a test here fails
+//! to compile (see `foreach_plugin!`).
+
+use aimass::runtime::bindings::ParamValue;
+use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
+use aimass_test_artifacts::{CLASSIFIER_HEAD, SCALER, WRONG_WORLD, foreach_plugin};
+use aimass_tests::{f32_tensor, f32_values, instance, load, runtime};
+
+macro_rules! assert_plugin_is_tested {
+    ($name:ident) => {
+        #[expect(unused_imports, reason = "only checks that the test exists")]
+        use self::$name as _;
+    };
+}
+foreach_plugin!(assert_plugin_is_tested);
+
+fn spec(name: &str, dtype: Dtype, shape: &[i64]) -> TensorSpec {
+    TensorSpec {
+        name: name.into(),
+        dtype,
+        shape: shape.to_vec(),
+    }
+}
+
+#[test]
+fn every_plugin_is_a_component_not_a_core_module() {
+    for path in [SCALER, CLASSIFIER_HEAD, WRONG_WORLD] {
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(&bytes[..4], b"\0asm", "{path}");
+        assert_ne!(&bytes[4..8], &[1, 0, 0, 0], "{path} is a core module");
+    }
+}
+
+#[tokio::test]
+async fn scaler() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "scaler", SCALER);
+    let mut node = instance(&runtime, &plugin, "pixels").await;
+
+    let info = node.info().await.unwrap();
+    assert_eq!(info.name, "scaler");
+    assert_eq!(info.kind, ModelKind::FeatureExtractor);
+    assert_eq!(info.inputs, vec![spec("x", Dtype::Fp32, &[-1, -1])]);
+    assert_eq!(info.outputs, vec![spec("y", Dtype::Fp32, &[-1, -1])]);
+
+    node.init(vec![
+        ("offset".into(), ParamValue::Numbers(vec![1.0, 2.0, 3.0])),
+        ("scale".into(), ParamValue::Number(0.5)),
+    ])
+    .await
+    .unwrap();
+    let info = node.info().await.unwrap();
+    assert_eq!(info.inputs, vec![spec("x", Dtype::Fp32, &[-1, 3])]);
+
+    let x = f32_tensor(&[2, 3], &[1.0, 2.0, 3.0, 5.0, 6.0, 7.0]);
+    let outputs = node.infer(vec![("x".into(), x)]).await.unwrap();
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0].0, "y");
+    assert_eq!(outputs[0].1.dimensions, vec![2, 3]);
+    assert_eq!(
+        f32_values(&outputs[0].1),
+        vec![0.0, 0.0, 0.0, 2.0, 2.0, 2.0]
+    );
+
+    // A wrong width is the caller's error, and the instance keeps serving.
+    let err = node
+        .infer(vec![("x".into(), f32_tensor(&[1, 2], &[0.0, 0.0]))])
+        .await
+        .unwrap_err();
+    match err {
+        RuntimeError::Plugin { kind, message, .. } => {
+            assert_eq!(kind, GuestErrorKind::InvalidInput);
+            assert_eq!(message, "input `x`: expected shape [-1, 3], got [1, 2]");
+        }
+        other => panic!("expected a plugin error, got {other}"),
+    }
+    let outputs = node
+        .infer(vec![("x".into(), f32_tensor(&[1, 3], &[3.0, 4.0, 5.0]))])
+        .await
+        .unwrap();
+    assert_eq!(f32_values(&outputs[0].1), vec![1.0, 1.0, 1.0]);
+
+    // A misspelt parameter is refused at init, naming the key.
+    let mut fresh = instance(&runtime, &plugin, "typo").await;
+    let err = fresh
+        .init(vec![("sacle".into(), ParamValue::Number(2.0))])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plugin `scaler`: init failed: invalid-input: unknown parameter `sacle`; \
+         this plugin takes: [offset, scale]"
+    );
+}
+
+#[tokio::test]
+async fn classifier_head() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "classifier-head", CLASSIFIER_HEAD);
+    let mut node = instance(&runtime, &plugin, "student").await;
+
+    let info = node.info().await.unwrap();
+    assert_eq!(info.name, "classifier-head");
+    assert_eq!(info.kind, ModelKind::Classifier);
+    assert_eq!(info.inputs, vec![spec("x", Dtype::Fp32, &[-1, -1])]);
+    assert_eq!(
+        info.outputs,
+        vec![
+            spec("label", Dtype::Int64, &[-1]),
+            spec("probabilities", Dtype::Fp32, &[-1, -1]),
+            spec("confidence", Dtype::Fp32, &[-1]),
+        ]
+    );
+    assert_eq!(info.labels, None);
+
+    // This node was granted no graphs: asking for one is `not-found`.
+    let err = node
+        .init(vec![("graph".into(), ParamValue::Text("digits".into()))])
+        .await
+        .unwrap_err();
+    match err {
+        RuntimeError::Plugin { kind, message, .. } => {
+            assert_eq!(kind, GuestErrorKind::Model);
+            assert!(
+                message.starts_with("graph `digits`: not-found"),
+                "unexpected message: {message}"
+            );
+        }
+        other => panic!("expected a plugin error, got {other}"),
+    }
+}
+
+#[test]
+fn wrong_world() {
+    let runtime = runtime();
+    let err = runtime
+        .load("calculator", std::path::Path::new(WRONG_WORLD), None)
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::WrongWorld { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "plugin `calculator` does not implement the aimass sub-model contract: it does not \
+         export `aimass:plugin/model@0.1.0` (its exports: [add]); build it with aimass-sdk \
+         and `export_sub_model!`"
+    );
+}
+
+#[test]
+fn a_pinned_digest_must_match() {
+    let runtime = runtime();
+    let bytes = std::fs::read(SCALER).unwrap();
+    let actual = aimass::runtime::sha256_hex(&bytes);
+    let path = std::path::Path::new(SCALER);
+    runtime.load("scaler", path, Some(&actual)).unwrap();
+    let wrong = "0".repeat(64);
+    let err = runtime.load("scaler", path, Some(&wrong)).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(&wrong) && message.contains(&actual),
+        "{message}"
+    );
+}

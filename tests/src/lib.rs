@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests.
+
+use aimass::runtime::{EngineOptions, Instance, InstanceLimits, Plugin, Runtime};
+use std::path::Path;
+use wasmtime_wasi_nn::wit::WasiNnCtx;
+use wasmtime_wasi_nn::{InMemoryRegistry, Tensor, wit::TensorType};
+
+/// A runtime sized for tests.
+pub fn runtime() -> Runtime {
+    Runtime::new(EngineOptions {
+        max_instances: 16,
+        ..EngineOptions::default()
+    })
+    .expect("engine")
+}
+
+/// Loads the component at `path` under `name`.
+pub fn load(runtime: &Runtime, name: &str, path: &str) -> Plugin {
+    runtime
+        .load(name, Path::new(path), None)
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// A wasi-nn context that grants no graphs at all.
+pub fn no_graphs() -> WasiNnCtx {
+    WasiNnCtx::new(Vec::new(), InMemoryRegistry::new().into())
+}
+
+/// An instance of `plugin` for node `node` with default limits and no graphs.
+pub async fn instance(runtime: &Runtime, plugin: &Plugin, node: &str) -> Instance {
+    runtime
+        .instantiate(plugin, node, no_graphs(), InstanceLimits::default())
+        .await
+        .unwrap_or_else(|e| panic!("instantiating {node}: {e}"))
+}
+
+/// An FP32 host tensor.
+pub fn f32_tensor(shape: &[u32], values: &[f32]) -> Tensor {
+    Tensor::new(
+        shape.to_vec(),
+        TensorType::Fp32,
+        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
+}
+
+/// The values of an FP32 host tensor.
+pub fn f32_values(tensor: &Tensor) -> Vec<f32> {
+    assert_eq!(tensor.ty, TensorType::Fp32, "expected an FP32 tensor");
+    tensor
+        .data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
