@@ -4,7 +4,9 @@
 
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
-use aimass_test_artifacts::{CLASSIFIER_HEAD, SCALER, WRONG_WORLD, foreach_plugin};
+use aimass_test_artifacts::{
+    CLASSIFIER_HEAD, PLUGIN_TEMPLATE, SCALER, WRONG_WORLD, foreach_plugin,
+};
 use aimass_tests::{f32_tensor, f32_values, instance, load, runtime};
 
 macro_rules! assert_plugin_is_tested {
@@ -25,7 +27,7 @@ fn spec(name: &str, dtype: Dtype, shape: &[i64]) -> TensorSpec {
 
 #[test]
 fn every_plugin_is_a_component_not_a_core_module() {
-    for path in [SCALER, CLASSIFIER_HEAD, WRONG_WORLD] {
+    for path in [SCALER, CLASSIFIER_HEAD, PLUGIN_TEMPLATE, WRONG_WORLD] {
         let bytes = std::fs::read(path).unwrap();
         assert_eq!(&bytes[..4], b"\0asm", "{path}");
         assert_ne!(&bytes[4..8], &[1, 0, 0, 0], "{path} is a core module");
@@ -129,6 +131,33 @@ async fn classifier_head() {
         }
         other => panic!("expected a plugin error, got {other}"),
     }
+}
+
+/// The template a new author copies must itself work.
+#[tokio::test]
+async fn plugin_template() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "template", PLUGIN_TEMPLATE);
+    let mut node = instance(&runtime, &plugin, "gate").await;
+    let info = node.info().await.unwrap();
+    assert_eq!(info.name, "threshold");
+    assert_eq!(info.kind, ModelKind::Classifier);
+    assert_eq!(info.labels, Some(vec!["below".into(), "above".into()]));
+    node.init(vec![("threshold".into(), ParamValue::Number(0.7))])
+        .await
+        .unwrap();
+    let outputs = node
+        .infer(vec![("score".into(), f32_tensor(&[3], &[0.1, 0.7, 0.9]))])
+        .await
+        .unwrap();
+    assert_eq!(outputs[0].0, "label");
+    let labels: Vec<i64> = outputs[0]
+        .1
+        .data
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(labels, vec![0, 1, 1]);
 }
 
 #[test]

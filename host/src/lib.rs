@@ -7,4 +7,5 @@
 // panic: unwrap/expect are for tests only.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cli;
 pub mod runtime;

@@ -43,6 +43,9 @@ macro_rules! export_sub_model {
             let _ = must_implement_sub_model::<$model>;
         };
 
+        // The component's exports exist only in WebAssembly; natively (a
+        // plugin's unit tests) their names would not even link.
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             ::std::thread_local! {
                 static AIMASS_INSTANCE: ::core::cell::RefCell<::core::option::Option<$model>> =

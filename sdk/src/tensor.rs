@@ -178,7 +178,7 @@ impl Tensor {
         self.expect_dtype(T::DTYPE)?;
         let bytes = self.bytes();
         let size = T::DTYPE.size();
-        if bytes.len() % size != 0 {
+        if !bytes.len().is_multiple_of(size) {
             return Err(Error::invalid_input(format!(
                 "{}: {} bytes is not a whole number of {} elements",
                 self.describe(),

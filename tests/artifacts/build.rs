@@ -1,4 +1,4 @@
-//! Compiles every plugin under `plugins/` and `tests/plugins/` to a
+//! Compiles every plugin under `plugins/`, `tests/plugins/` and `examples/` to a
 //! `wasm32-wasip2` component with a nested cargo, and generates constants
 //! with their paths plus a `foreach_plugin!` macro over their names.
 
@@ -20,7 +20,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
     let target_dir = out_dir.join("plugins-target");
 
-    let plugins: Vec<String> = ["plugins", "tests/plugins"]
+    let plugins: Vec<String> = ["plugins", "tests/plugins", "examples"]
         .iter()
         .flat_map(|dir| plugin_dirs(&root.join(dir)))
         .collect();
@@ -77,7 +77,7 @@ fn main() {
     .expect("writing to a String");
     fs::write(out_dir.join("plugins.rs"), generated).expect("writing plugins.rs");
 
-    for dir in ["plugins", "tests/plugins", "sdk", "wit"] {
+    for dir in ["plugins", "tests/plugins", "examples", "sdk", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!(

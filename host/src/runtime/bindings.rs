@@ -14,12 +14,12 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use aimass::plugin::log::Level as LogLevel;
-pub use aimass::plugin::types::{
+pub use self::aimass::plugin::log::Level as LogLevel;
+pub use self::aimass::plugin::types::{
     Error as GuestError, ModelInfo as GuestModelInfo, ModelKind as GuestModelKind, ParamValue,
     TensorSpec as GuestTensorSpec,
 };
-pub use wasi::nn::tensor::TensorType as GuestTensorType;
+pub use self::wasi::nn::tensor::TensorType as GuestTensorType;
 
 /// The interface name a plugin must export.
 pub const MODEL_EXPORT: &str = "aimass:plugin/model@0.1.0";

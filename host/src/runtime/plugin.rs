@@ -38,6 +38,22 @@ impl Plugin {
         &self.digest
     }
 
+    /// The names of the interfaces and functions it imports.
+    pub fn imports(&self, engine: &Engine) -> Vec<String> {
+        let ty = self.pre.instance_pre().component().component_type();
+        ty.imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// The names of the interfaces and functions it exports.
+    pub fn exports(&self, engine: &Engine) -> Vec<String> {
+        let ty = self.pre.instance_pre().component().component_type();
+        ty.exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
     pub(crate) fn pre(&self) -> &SubModelPre<HostState> {
         &self.pre
     }

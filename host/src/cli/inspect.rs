@@ -1,0 +1,79 @@
+//! `aimass inspect PLUGIN.wasm`: what a plugin reports about itself.
+
+use crate::runtime::{EngineOptions, InstanceLimits, ModelInfo, Runtime, TensorSpec};
+use std::fmt::Write as _;
+use std::path::Path;
+use wasmtime_wasi_nn::InMemoryRegistry;
+use wasmtime_wasi_nn::wit::WasiNnCtx;
+
+/// Loads the plugin (which checks it against the contract), instantiates it
+/// with nothing granted, and prints its description.
+pub async fn run(path: &Path) -> Result<(), String> {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let runtime = Runtime::new(EngineOptions {
+        max_instances: 1,
+        ..EngineOptions::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let plugin = runtime.load(&name, path, None).map_err(|e| e.to_string())?;
+    let nn = WasiNnCtx::new(Vec::new(), InMemoryRegistry::new().into());
+    let mut instance = runtime
+        .instantiate(&plugin, &name, nn, InstanceLimits::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let info = instance.info().await.map_err(|e| e.to_string())?;
+    print!(
+        "{}",
+        render(
+            path,
+            plugin.digest(),
+            &info,
+            &plugin.imports(runtime.engine()),
+            &plugin.exports(runtime.engine())
+        )
+    );
+    Ok(())
+}
+
+fn render(
+    path: &Path,
+    digest: &str,
+    info: &ModelInfo,
+    imports: &[String],
+    exports: &[String],
+) -> String {
+    let specs = |specs: &[TensorSpec]| {
+        specs
+            .iter()
+            .map(|s| format!("{} {} {:?}", s.name, s.dtype, s.shape))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::new();
+    let mut line = |key: &str, value: &str| {
+        let _ = writeln!(out, "{key:<10} {value}");
+    };
+    line("plugin", &path.display().to_string());
+    line("sha256", digest);
+    line(
+        "model",
+        &format!("{} {} ({})", info.name, info.version, info.kind),
+    );
+    if !info.description.is_empty() {
+        line("about", &info.description);
+    }
+    line("inputs", &specs(&info.inputs));
+    line("outputs", &specs(&info.outputs));
+    if let Some(labels) = &info.labels {
+        line("labels", &labels.join(", "));
+    }
+    if let Some(max) = info.max_batch_size {
+        line("max batch", &max.to_string());
+    }
+    line("imports", &imports.join(", "));
+    line("exports", &exports.join(", "));
+    out
+}
