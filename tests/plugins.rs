@@ -5,7 +5,7 @@
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
 use aimass_test_artifacts::{
-    CLASSIFIER_HEAD, PLUGIN_TEMPLATE, SCALER, WRONG_WORLD, foreach_plugin,
+    CHAOS, CLASSIFIER_HEAD, PLUGIN_TEMPLATE, PROBER, SCALER, WRONG_WORLD, foreach_plugin,
 };
 use aimass_tests::{f32_tensor, f32_values, instance, load, runtime};
 
@@ -27,7 +27,14 @@ fn spec(name: &str, dtype: Dtype, shape: &[i64]) -> TensorSpec {
 
 #[test]
 fn every_plugin_is_a_component_not_a_core_module() {
-    for path in [SCALER, CLASSIFIER_HEAD, PLUGIN_TEMPLATE, WRONG_WORLD] {
+    for path in [
+        SCALER,
+        CLASSIFIER_HEAD,
+        PLUGIN_TEMPLATE,
+        WRONG_WORLD,
+        CHAOS,
+        PROBER,
+    ] {
         let bytes = std::fs::read(path).unwrap();
         assert_eq!(&bytes[..4], b"\0asm", "{path}");
         assert_ne!(&bytes[4..8], &[1, 0, 0, 0], "{path} is a core module");
@@ -158,6 +165,40 @@ async fn plugin_template() {
         .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
         .collect();
     assert_eq!(labels, vec![0, 1, 1]);
+}
+
+// The sandbox fixtures' behaviour is tested in sandbox.rs; here, that they
+// load and describe themselves like any plugin.
+#[tokio::test]
+async fn chaos() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "chaos", CHAOS);
+    let info = instance(&runtime, &plugin, "chaos")
+        .await
+        .info()
+        .await
+        .unwrap();
+    assert_eq!(info.name, "chaos");
+    assert_eq!(
+        info.inputs,
+        vec![
+            spec("action", Dtype::Int64, &[1]),
+            spec("x", Dtype::Fp32, &[-1])
+        ]
+    );
+}
+
+#[tokio::test]
+async fn prober() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "prober", PROBER);
+    let info = instance(&runtime, &plugin, "prober")
+        .await
+        .info()
+        .await
+        .unwrap();
+    assert_eq!(info.name, "prober");
+    assert_eq!(info.outputs, vec![spec("report", Dtype::Uint8, &[-1])]);
 }
 
 #[test]

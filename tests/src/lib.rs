@@ -52,3 +52,12 @@ pub fn f32_values(tensor: &Tensor) -> Vec<f32> {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect()
 }
+
+/// An INT64 host tensor.
+pub fn i64_tensor(shape: &[u32], values: &[i64]) -> Tensor {
+    Tensor::new(
+        shape.to_vec(),
+        TensorType::I64,
+        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
+}

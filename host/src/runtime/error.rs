@@ -44,6 +44,23 @@ pub enum RuntimeError {
         kind: GuestErrorKind,
         message: String,
     },
+    /// The call ran past its deadline and was interrupted.
+    #[error("plugin `{plugin}` timed out in {call}: it ran past its {}ms limit", timeout.as_millis())]
+    Timeout {
+        plugin: String,
+        call: &'static str,
+        timeout: std::time::Duration,
+    },
+    /// The plugin tried to grow its memory past its cap.
+    #[error(
+        "plugin `{plugin}` ran out of memory in {call}: it asked for {asked} bytes, its cap is {limit} bytes"
+    )]
+    OutOfMemory {
+        plugin: String,
+        call: &'static str,
+        asked: usize,
+        limit: usize,
+    },
     /// The plugin trapped; the instance is unusable afterwards.
     #[error("plugin `{plugin}` trapped in {call}: {message}")]
     Trap {
@@ -54,6 +71,20 @@ pub enum RuntimeError {
     /// The engine itself could not be set up.
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
+}
+
+impl RuntimeError {
+    /// Whether the instance that produced this error must be discarded:
+    /// wasmtime will not re-enter an instance that trapped, and one that was
+    /// interrupted may have been left mid-update.
+    pub fn poisons_instance(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::Trap { .. }
+                | RuntimeError::Timeout { .. }
+                | RuntimeError::OutOfMemory { .. }
+        )
+    }
 }
 
 /// The three kinds of error a plugin may return, as the contract names them.

@@ -6,7 +6,7 @@ use super::error::{GuestErrorKind, RuntimeError};
 use super::info::ModelInfo;
 use super::state::HostState;
 use std::time::Duration;
-use wasmtime::Store;
+use wasmtime::{Store, Trap};
 use wasmtime_wasi_nn::Tensor;
 
 /// A named host tensor.
@@ -55,19 +55,21 @@ impl Instance {
             .model
             .aimass_plugin_model()
             .call_info(&mut self.store)
-            .await
-            .map_err(|e| trapped(&self.plugin, "info", e))?;
+            .await;
+        let info = info.map_err(|e| self.failure("info", e))?;
         Ok(info.into())
     }
 
     /// Configures the instance with the node's parameters.
     pub async fn init(&mut self, params: Vec<(String, ParamValue)>) -> Result<(), RuntimeError> {
         self.arm_deadline();
-        self.model
+        let result = self
+            .model
             .aimass_plugin_model()
             .call_init(&mut self.store, &params)
-            .await
-            .map_err(|e| trapped(&self.plugin, "init", e))?
+            .await;
+        result
+            .map_err(|e| self.failure("init", e))?
             .map_err(|e| returned(&self.plugin, "init", e))
     }
 
@@ -83,40 +85,67 @@ impl Instance {
                 .data_mut()
                 .table
                 .push(tensor)
-                .map_err(|e| trapped(&self.plugin, "infer", e.into()))?;
+                .map_err(|e| self.failure("infer", e.into()))?;
             handles.push((name, handle));
         }
         self.arm_deadline();
-        let outputs = self
+        let result = self
             .model
             .aimass_plugin_model()
             .call_infer(&mut self.store, &handles)
-            .await
-            .map_err(|e| trapped(&self.plugin, "infer", e))?
+            .await;
+        let outputs = result
+            .map_err(|e| self.failure("infer", e))?
             .map_err(|e| returned(&self.plugin, "infer", e))?;
-        let table = &mut self.store.data_mut().table;
-        outputs
-            .into_iter()
-            .map(|(name, handle)| {
-                table
-                    .delete(handle)
-                    .map(|tensor| (name, tensor))
-                    .map_err(|e| trapped(&self.plugin, "infer", e.into()))
-            })
-            .collect()
+        let mut tensors = Vec::with_capacity(outputs.len());
+        for (name, handle) in outputs {
+            let tensor = self.store.data_mut().table.delete(handle);
+            tensors.push((name, tensor.map_err(|e| self.failure("infer", e.into()))?));
+        }
+        Ok(tensors)
     }
 
     fn arm_deadline(&mut self) {
+        self.store.data_mut().last_error = None;
         self.store
             .set_epoch_deadline(ticks_for(self.limits.call_timeout));
     }
-}
 
-fn trapped(plugin: &str, call: &'static str, error: wasmtime::Error) -> RuntimeError {
-    RuntimeError::Trap {
-        plugin: plugin.to_string(),
-        call,
-        message: format!("{error:#}"),
+    /// Says why a call failed in the host's terms: out of memory (the
+    /// limiter refused a growth), timeout (the epoch deadline interrupted
+    /// it) or a trap, with the panic message the plugin logged if any.
+    fn failure(&mut self, call: &'static str, error: wasmtime::Error) -> RuntimeError {
+        let plugin = self.plugin.clone();
+        let state = self.store.data_mut();
+        if let Some(asked) = state.memory.exceeded() {
+            return RuntimeError::OutOfMemory {
+                plugin,
+                call,
+                asked,
+                limit: state.memory.max_bytes(),
+            };
+        }
+        let trap = error.downcast_ref::<Trap>().copied();
+        if trap == Some(Trap::Interrupt) {
+            return RuntimeError::Timeout {
+                plugin,
+                call,
+                timeout: self.limits.call_timeout,
+            };
+        }
+        let cause = match trap {
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        };
+        let message = match state.last_error.take() {
+            Some(logged) => format!("{logged} ({cause})"),
+            None => cause,
+        };
+        RuntimeError::Trap {
+            plugin,
+            call,
+            message,
+        }
     }
 }
 

@@ -4,21 +4,28 @@
 pub mod bindings;
 mod engine;
 mod error;
+mod graphs;
 mod info;
 mod instance;
+mod limits;
+mod output;
 mod plugin;
+mod pool;
 mod state;
 
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{GuestErrorKind, RuntimeError};
+pub use graphs::GrantedGraphs;
 pub use info::{Dtype, ModelInfo, ModelKind, TensorSpec};
 pub use instance::{Instance, InstanceLimits, NamedTensor};
 pub use plugin::{Plugin, sha256_hex};
+pub use pool::{Isolation, NodePool, NodeSpec};
 pub use state::HostState;
 
+use limits::MemoryCap;
 use std::path::Path;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Engine, Store, StoreLimitsBuilder};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
 
 /// The engine and the linker every plugin is checked and instantiated with.
@@ -75,16 +82,9 @@ impl Runtime {
         nn: WasiNnCtx,
         limits: InstanceLimits,
     ) -> Result<Instance, RuntimeError> {
-        let state = HostState::new(
-            node,
-            nn,
-            StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
-        );
+        let state = HostState::new(node, nn, MemoryCap::new(limits.memory_bytes));
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.memory);
         store.set_epoch_deadline(engine::ticks_for(limits.call_timeout));
         let model = plugin
             .pre()

@@ -1,0 +1,52 @@
+//! Test fixture: misbehaves on request, to prove the sandbox contains it.
+//!
+//! Input `action` (I64, one element): 0 echoes `x` back, 1 loops forever,
+//! 2 grows memory without bound, 3 panics with a message, 4 returns in `x`
+//! how many calls this instance has served (state that pooling carries over).
+//! Output `x`.
+
+use aimass_sdk::{DType, Error, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors};
+
+struct Chaos {
+    hoard: Vec<Vec<u8>>,
+    calls: u32,
+}
+
+impl SubModel for Chaos {
+    fn describe() -> ModelInfo {
+        ModelInfo::new("chaos", "0.1.0", ModelKind::Other)
+            .description("test fixture: loops, hogs memory or panics on request")
+            .input("action", DType::I64, &[1])
+            .input("x", DType::Fp32, &[-1])
+            .output("x", DType::Fp32, &[-1])
+    }
+
+    fn init(_: &Params) -> Result<Self> {
+        Ok(Chaos {
+            hoard: Vec::new(),
+            calls: 0,
+        })
+    }
+
+    fn infer(&mut self, mut inputs: Tensors) -> Result<Tensors> {
+        self.calls += 1;
+        let action = inputs.take("action")?.to_vec::<i64>()?;
+        match action.first() {
+            Some(0) => Ok(Tensors::new().with("x", inputs.take("x")?)),
+            Some(1) => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            Some(2) => loop {
+                self.hoard.push(vec![1u8; 1 << 20]);
+            },
+            Some(3) => panic!("chaos was asked to panic"),
+            Some(4) => Ok(Tensors::new().with("x", Tensor::new(&[1], &[self.calls as f32])?)),
+            other => Err(Error::invalid_input(format!("unknown action {other:?}"))),
+        }
+    }
+}
+
+aimass_sdk::export_sub_model!(Chaos);
