@@ -231,3 +231,49 @@ fn a_pinned_digest_must_match() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_second_load_comes_from_the_compile_cache() {
+    let dir = std::env::temp_dir().join(format!("aimass-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = || aimass::runtime::EngineOptions {
+        max_instances: 4,
+        compile_cache: Some(dir.clone()),
+        ..Default::default()
+    };
+    let path = std::path::Path::new(SCALER);
+
+    let first = aimass::runtime::Runtime::new(options()).unwrap();
+    let plugin = first.load("scaler", path, None).unwrap();
+    assert!(!plugin.compiled_from_cache());
+
+    // A new runtime (a restart) finds the compiled code on disk.
+    let second = aimass::runtime::Runtime::new(options()).unwrap();
+    let plugin = second.load("scaler", path, None).unwrap();
+    assert!(plugin.compiled_from_cache());
+    let info = instance(&second, &plugin, "cached")
+        .await
+        .info()
+        .await
+        .unwrap();
+    assert_eq!(info.name, "scaler");
+
+    // A damaged entry is ignored and replaced, never trusted.
+    let entry = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&entry, b"not a cwasm").unwrap();
+    let third = aimass::runtime::Runtime::new(options()).unwrap();
+    let plugin = third.load("scaler", path, None).unwrap();
+    assert!(!plugin.compiled_from_cache());
+    assert!(
+        third
+            .load("scaler", path, None)
+            .unwrap()
+            .compiled_from_cache()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,12 +8,14 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Sizing of the engine shared by all plugins.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Instances that may be alive at once, across all plugins.
     pub max_instances: u32,
     /// The largest linear memory any instance may have, in bytes.
     pub max_memory_bytes: usize,
+    /// Where compiled components are cached; `None` compiles on every load.
+    pub compile_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -21,6 +23,7 @@ impl Default for EngineOptions {
         EngineOptions {
             max_instances: 64,
             max_memory_bytes: 256 << 20,
+            compile_cache: None,
         }
     }
 }
@@ -30,7 +33,7 @@ impl Default for EngineOptions {
 const CORE_ITEMS_PER_COMPONENT: u32 = 8;
 
 /// Builds the engine: component model, pooling allocator, epoch interruption.
-pub fn build_engine(options: EngineOptions) -> Result<Engine, RuntimeError> {
+pub fn build_engine(options: &EngineOptions) -> Result<Engine, RuntimeError> {
     let mut pooling = PoolingAllocationConfig::new();
     let items = options
         .max_instances

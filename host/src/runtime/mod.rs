@@ -2,6 +2,7 @@
 //! the contract's imports, plugins loaded once and instantiated per node.
 
 pub mod bindings;
+mod cache;
 mod engine;
 mod error;
 mod graphs;
@@ -13,6 +14,7 @@ mod plugin;
 mod pool;
 mod state;
 
+pub use cache::CompileCache;
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{GuestErrorKind, RuntimeError};
 pub use graphs::GrantedGraphs;
@@ -32,6 +34,7 @@ use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
+    cache: Option<CompileCache>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -43,7 +46,7 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with the given engine sizing.
     pub fn new(options: EngineOptions) -> Result<Self, RuntimeError> {
-        let engine = engine::build_engine(options)?;
+        let engine = engine::build_engine(&options)?;
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
@@ -56,7 +59,15 @@ impl Runtime {
             |s| s,
         )
         .map_err(link)?;
-        Ok(Runtime { engine, linker })
+        let cache = options
+            .compile_cache
+            .as_deref()
+            .map(|dir| CompileCache::new(&engine, dir));
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+        })
     }
 
     /// The shared engine.
@@ -71,7 +82,14 @@ impl Runtime {
         path: &Path,
         pinned_sha256: Option<&str>,
     ) -> Result<Plugin, RuntimeError> {
-        Plugin::load_file(&self.engine, &self.linker, name, path, pinned_sha256)
+        Plugin::load_file(
+            &self.engine,
+            &self.linker,
+            self.cache.as_ref(),
+            name,
+            path,
+            pinned_sha256,
+        )
     }
 
     /// A new instance of `plugin` serving `node`, reaching the graphs in `nn`.

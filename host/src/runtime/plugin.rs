@@ -2,6 +2,7 @@
 //! contract check, each refused with a message that names the plugin.
 
 use super::bindings::{MODEL_EXPORT, MODEL_FUNCTIONS, SubModelPre};
+use super::cache::CompileCache;
 use super::error::RuntimeError;
 use super::state::HostState;
 use sha2::{Digest, Sha256};
@@ -15,6 +16,7 @@ use wasmtime::component::{Component, Linker};
 pub struct Plugin {
     name: String,
     digest: String,
+    from_cache: bool,
     pre: SubModelPre<HostState>,
 }
 
@@ -36,6 +38,11 @@ impl Plugin {
     /// The sha256 of its `.wasm`, lowercase hex.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// Whether its compiled code came from the on-disk compile cache.
+    pub fn compiled_from_cache(&self) -> bool {
+        self.from_cache
     }
 
     /// The names of the interfaces and functions it imports.
@@ -62,6 +69,7 @@ impl Plugin {
     pub fn load_file(
         engine: &Engine,
         linker: &Linker<HostState>,
+        cache: Option<&CompileCache>,
         name: &str,
         path: &Path,
         pinned_sha256: Option<&str>,
@@ -82,12 +90,13 @@ impl Plugin {
                 actual: digest,
             });
         }
-        Self::load_bytes(engine, linker, name, &bytes, digest)
+        Self::load_bytes(engine, linker, cache, name, &bytes, digest)
     }
 
     fn load_bytes(
         engine: &Engine,
         linker: &Linker<HostState>,
+        cache: Option<&CompileCache>,
         name: &str,
         bytes: &[u8],
         digest: String,
@@ -97,7 +106,11 @@ impl Plugin {
             plugin: plugin(),
             reason,
         })?;
-        let component = Component::new(engine, bytes).map_err(|e| RuntimeError::Invalid {
+        let compiled = match cache {
+            Some(cache) => cache.load_or_compile(engine, bytes, &digest),
+            None => Component::new(engine, bytes).map(|component| (component, false)),
+        };
+        let (component, from_cache) = compiled.map_err(|e| RuntimeError::Invalid {
             plugin: plugin(),
             reason: format!("{e:#}"),
         })?;
@@ -119,6 +132,7 @@ impl Plugin {
         Ok(Plugin {
             name: name.to_string(),
             digest,
+            from_cache,
             pre,
         })
     }
