@@ -153,3 +153,27 @@ async fn bad_parameters_are_refused_when_the_node_starts() {
          got text \"big\""
     );
 }
+
+#[tokio::test]
+async fn a_memory_limit_above_the_engines_is_refused_clearly() {
+    let runtime = Arc::new(runtime());
+    let plugin = load(&runtime, "scaler", SCALER);
+    let limits = InstanceLimits {
+        memory_bytes: usize::MAX,
+        call_timeout: CALL_TIMEOUT,
+    };
+    let err = runtime
+        .instantiate(
+            &plugin,
+            "greedy",
+            GrantedGraphs::default().context(),
+            limits,
+        )
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("node `greedy` asks for a memory limit"),
+        "{message}"
+    );
+}

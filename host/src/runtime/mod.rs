@@ -35,6 +35,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     cache: Option<CompileCache>,
+    max_memory_bytes: usize,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -67,6 +68,7 @@ impl Runtime {
             engine,
             linker,
             cache,
+            max_memory_bytes: options.max_memory_bytes,
         })
     }
 
@@ -100,6 +102,16 @@ impl Runtime {
         nn: WasiNnCtx,
         limits: InstanceLimits,
     ) -> Result<Instance, RuntimeError> {
+        // The pooling allocator's slots are this big: past it, growth fails
+        // before our limiter is asked and the plugin would die of an
+        // anonymous trap instead of a clear out-of-memory error.
+        if limits.memory_bytes > self.max_memory_bytes {
+            return Err(RuntimeError::Engine(format!(
+                "node `{node}` asks for a memory limit of {} bytes, above the engine's \
+                 {} bytes per instance; lower the node's limit or raise the engine's",
+                limits.memory_bytes, self.max_memory_bytes
+            )));
+        }
         let state = HostState::new(node, nn, MemoryCap::new(limits.memory_bytes));
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);

@@ -147,3 +147,19 @@ impl AsyncWrite for LineWriter {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_admits_a_window_of_lines_then_refuses() {
+        let budget = LogBudget::new();
+        for _ in 0..LINES_PER_WINDOW {
+            assert!(budget.admit("node"));
+        }
+        assert!(!budget.admit("node"));
+        // Shared between a node's streams: a clone sees the same window.
+        assert!(!budget.clone().admit("node"));
+    }
+}
