@@ -2,12 +2,42 @@
 //! reports through `info()` what it is. A plugin without a test here fails
 //! to compile (see `foreach_plugin!`).
 
+use aimass::nn::{BackendKind, Device, GraphStore};
+use aimass::runtime::InstanceLimits;
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
 use aimass_test_artifacts::{
     CHAOS, CLASSIFIER_HEAD, PLUGIN_TEMPLATE, PROBER, SCALER, WRONG_WORLD, foreach_plugin,
 };
-use aimass_tests::{f32_tensor, f32_values, instance, load, runtime};
+use aimass_tests::{
+    compute, digits_dir, digits_test_rows, f32_tensor, f32_values, instance, load, runtime,
+};
+use wasmtime_wasi_nn::wit::TensorType;
+
+/// The digits feature graph and one teacher member, on tract.
+fn digits_graphs() -> GraphStore {
+    let mut store = GraphStore::default();
+    for name in ["features", "teacher_0"] {
+        let path = digits_dir().join(format!("models/{name}.onnx"));
+        store
+            .load_file(name, &path, BackendKind::Tract, Device::Cpu)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    store
+}
+
+/// The first `n` digits test images as features (computed natively).
+fn digits_features(store: &GraphStore, n: usize) -> (wasmtime_wasi_nn::Tensor, Vec<i64>) {
+    let rows = &digits_test_rows()[..n];
+    let pixels: Vec<f32> = rows
+        .iter()
+        .flat_map(|(p, _)| p.iter().map(|v| v / 16.0))
+        .collect();
+    let pixels = f32_tensor(&[n as u32, 64], &pixels);
+    let graph = &store.get("features").unwrap().graph;
+    let features = compute(graph, "input", pixels).unwrap().remove(0).1;
+    (features, rows.iter().map(|(_, label)| *label).collect())
+}
 
 macro_rules! assert_plugin_is_tested {
     ($name:ident) => {
@@ -138,6 +168,80 @@ async fn classifier_head() {
         }
         other => panic!("expected a plugin error, got {other}"),
     }
+}
+
+/// With a granted graph the head computes for real: its probabilities are
+/// the softmax of the logits the same graph gives natively.
+#[tokio::test]
+async fn classifier_head_computes_through_its_granted_graph() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "classifier-head", CLASSIFIER_HEAD);
+    let store = digits_graphs();
+    let granted = store.grant(["teacher_0"]).unwrap();
+    let mut node = runtime
+        .instantiate(
+            &plugin,
+            "teacher",
+            granted.context(),
+            InstanceLimits::default(),
+        )
+        .await
+        .unwrap();
+    node.init(vec![
+        ("graph".into(), ParamValue::Text("teacher_0".into())),
+        ("classes".into(), ParamValue::Integer(10)),
+    ])
+    .await
+    .unwrap();
+
+    let (features, labels) = digits_features(&store, 8);
+    let logits = compute(
+        &store.get("teacher_0").unwrap().graph,
+        "input",
+        features.clone(),
+    )
+    .unwrap()
+    .remove(0)
+    .1;
+    let outputs = node.infer(vec![("x".into(), features)]).await.unwrap();
+    let get = |name: &str| &outputs.iter().find(|(n, _)| n == name).unwrap().1;
+    let probabilities = f32_values(get("probabilities"));
+    let expected_labels: Vec<i64> = f32_values(&logits)
+        .chunks_exact(10)
+        .zip(probabilities.chunks_exact(10))
+        .map(|(z, p)| {
+            let total: f32 = z.iter().map(|v| v.exp()).sum();
+            for (zi, pi) in z.iter().zip(p) {
+                assert!((zi.exp() / total - pi).abs() < 1e-5, "softmax {zi} -> {pi}");
+            }
+            (0..10).max_by(|&a, &b| z[a].total_cmp(&z[b])).unwrap() as i64
+        })
+        .collect();
+    let label = get("label");
+    assert_eq!(label.ty, TensorType::I64);
+    let label: Vec<i64> = label
+        .data
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(label, expected_labels);
+    // Six of these eight the teacher reads right (train.py's numpy agrees).
+    let right = label.iter().zip(&labels).filter(|(a, b)| a == b).count();
+    assert_eq!(right, 6);
+
+    // A width the graph does not take is the graph's error, passed back to
+    // the plugin with its message; the instance keeps serving.
+    let err = node
+        .infer(vec![("x".into(), f32_tensor(&[2, 5], &[0.0; 10]))])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("input `input` must have shape [N, 32], got [2, 5]"),
+        "{err}"
+    );
+    let (features, _) = digits_features(&store, 1);
+    node.infer(vec![("x".into(), features)]).await.unwrap();
 }
 
 /// The template a new author copies must itself work.

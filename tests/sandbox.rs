@@ -177,3 +177,60 @@ async fn a_memory_limit_above_the_engines_is_refused_clearly() {
         "{message}"
     );
 }
+
+/// A plugin that hands `compute` a tensor of the wrong type or shape gets the
+/// graph's error with a message, never a crash of the host, and serves on.
+#[tokio::test]
+async fn a_wrong_tensor_handed_to_compute_is_an_error_not_a_panic() {
+    let runtime = Arc::new(runtime());
+    let mut store = aimass::nn::GraphStore::default();
+    store
+        .load_file(
+            "graph",
+            &aimass_tests::digits_dir().join("models/student.onnx"),
+            aimass::nn::BackendKind::Tract,
+            aimass::nn::Device::Cpu,
+        )
+        .unwrap();
+    let spec = NodeSpec {
+        node: "chaos".into(),
+        params: vec![],
+        graphs: store.grant(["graph"]).unwrap(),
+        limits: InstanceLimits::default(),
+        isolation: Isolation::Pooled,
+        max_instances: 1,
+    };
+    let node = NodePool::start(runtime.clone(), load(&runtime, "chaos", CHAOS), spec)
+        .await
+        .unwrap();
+    let compute = |x: wasmtime_wasi_nn::Tensor| {
+        node.infer(vec![
+            ("action".into(), i64_tensor(&[1], &[5])),
+            ("x".into(), x),
+        ])
+    };
+    let cases = [
+        (
+            i64_tensor(&[1, 32], &[0; 32]),
+            "input `input` must be FP32, got INT64",
+        ),
+        (
+            f32_tensor(&[1, 31], &[0.0; 31]),
+            "must have shape [N, 32], got [1, 31]",
+        ),
+        (
+            f32_tensor(&[32], &[0.0; 32]),
+            "must have shape [N, 32], got [32]",
+        ),
+    ];
+    for (x, expected) in cases {
+        match compute(x).await {
+            Err(RuntimeError::Plugin { message, .. }) => {
+                assert!(message.contains(expected), "`{message}` lacks `{expected}`")
+            }
+            other => panic!("expected the plugin's error, got {other:?}"),
+        }
+    }
+    let logits = compute(f32_tensor(&[2, 32], &[0.0; 64])).await.unwrap();
+    assert_eq!(logits[0].1.dimensions, vec![2, 10]);
+}

@@ -61,3 +61,38 @@ pub fn i64_tensor(shape: &[u32], values: &[i64]) -> Tensor {
         values.iter().flat_map(|v| v.to_le_bytes()).collect(),
     )
 }
+
+/// The digits example's folder.
+pub fn digits_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits")
+}
+
+/// The digits test split: 64 raw pixel values (0-16) and the label per row.
+pub fn digits_test_rows() -> Vec<(Vec<f32>, i64)> {
+    let text = std::fs::read_to_string(digits_dir().join("data/test.csv")).expect("test.csv");
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let mut fields: Vec<&str> = line.split(',').collect();
+            let label = fields.pop().expect("label").parse().expect("label");
+            let pixels = fields.iter().map(|f| f.parse().expect("pixel")).collect();
+            (pixels, label)
+        })
+        .collect()
+}
+
+/// Runs `graph` natively (no plugin) on one input tensor.
+pub fn compute(
+    graph: &wasmtime_wasi_nn::Graph,
+    input: &str,
+    tensor: Tensor,
+) -> Result<Vec<(String, Tensor)>, String> {
+    let mut context = graph.init_execution_context().map_err(|e| e.to_string())?;
+    let outputs = context
+        .compute_with_io(vec![wasmtime_wasi_nn::backend::NamedTensor {
+            name: input.to_string(),
+            tensor,
+        }])
+        .map_err(|e| e.to_string())?;
+    Ok(outputs.into_iter().map(|t| (t.name, t.tensor)).collect())
+}

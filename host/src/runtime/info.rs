@@ -35,6 +35,16 @@ impl Dtype {
             Dtype::Int64 => "INT64",
         }
     }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::Fp16 | Dtype::Bf16 => 2,
+            Dtype::Fp32 | Dtype::Int32 => 4,
+            Dtype::Fp64 | Dtype::Int64 => 8,
+            Dtype::Uint8 => 1,
+        }
+    }
 }
 
 impl fmt::Display for Dtype {

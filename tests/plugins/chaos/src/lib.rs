@@ -2,10 +2,14 @@
 //!
 //! Input `action` (I64, one element): 0 echoes `x` back, 1 loops forever,
 //! 2 grows memory without bound, 3 panics with a message, 4 returns in `x`
-//! how many calls this instance has served (state that pooling carries over).
+//! how many calls this instance has served (state that pooling carries over),
+//! 5 hands `x`, whatever its type or shape, to the granted graph `graph` as
+//! its input `input` and returns the graph's `y` or `logits` as `x`.
 //! Output `x`.
 
-use aimass_sdk::{DType, Error, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors};
+use aimass_sdk::{
+    DType, Error, Graph, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors,
+};
 
 struct Chaos {
     hoard: Vec<Vec<u8>>,
@@ -44,6 +48,16 @@ impl SubModel for Chaos {
             },
             Some(3) => panic!("chaos was asked to panic"),
             Some(4) => Ok(Tensors::new().with("x", Tensor::new(&[1], &[self.calls as f32])?)),
+            Some(5) => {
+                let mut outputs = Graph::by_name("graph")?
+                    .compute(Tensors::new().with("input", inputs.take("x")?))?;
+                let name = if outputs.get("y").is_some() {
+                    "y"
+                } else {
+                    "logits"
+                };
+                Ok(Tensors::new().with("x", outputs.take(name)?))
+            }
             other => Err(Error::invalid_input(format!("unknown action {other:?}"))),
         }
     }

@@ -1,0 +1,203 @@
+//! What a graph takes and returns, and the checks every backend runs on a
+//! plugin's inputs before handing them to native code.
+
+use crate::runtime::{Dtype, TensorSpec};
+use wasmtime_wasi_nn::Tensor;
+use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
+use wasmtime_wasi_nn::wit::TensorType;
+
+/// A graph's inputs and outputs (`-1` marks a dynamic dimension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// What `compute` takes, in the graph's order.
+    pub inputs: Vec<TensorSpec>,
+    /// What `compute` returns, in the graph's order.
+    pub outputs: Vec<TensorSpec>,
+}
+
+impl Signature {
+    /// Puts `given` in the graph's input order after checking each tensor's
+    /// name, element type, shape and byte length. A plugin's mistake comes back
+    /// as a message it can read, never as a panic in a native kernel.
+    pub fn arrange_inputs(&self, given: Vec<NamedTensor>) -> Result<Vec<Tensor>, BackendError> {
+        let mut slots: Vec<Option<Tensor>> = vec![None; self.inputs.len()];
+        for NamedTensor { name, tensor } in given {
+            let Some(index) = self.inputs.iter().position(|spec| spec.name == name) else {
+                return Err(input_error(format!(
+                    "the graph has no input `{name}` (its inputs: {})",
+                    self.input_names()
+                )));
+            };
+            if slots[index].is_some() {
+                return Err(input_error(format!("input `{name}` was given twice")));
+            }
+            check_tensor(&self.inputs[index], &tensor)?;
+            slots[index] = Some(tensor);
+        }
+        slots
+            .into_iter()
+            .zip(&self.inputs)
+            .map(|(slot, spec)| {
+                slot.ok_or_else(|| input_error(format!("input `{}` is missing", spec.name)))
+            })
+            .collect()
+    }
+
+    fn input_names(&self) -> String {
+        let names: Vec<&str> = self.inputs.iter().map(|s| s.name.as_str()).collect();
+        names.join(", ")
+    }
+}
+
+/// Checks one tensor against its spec.
+fn check_tensor(spec: &TensorSpec, tensor: &Tensor) -> Result<(), BackendError> {
+    let dtype = Dtype::from(tensor.ty);
+    if dtype != spec.dtype {
+        return Err(input_error(format!(
+            "input `{}` must be {}, got {dtype}",
+            spec.name, spec.dtype
+        )));
+    }
+    let fits = tensor.dimensions.len() == spec.shape.len()
+        && tensor
+            .dimensions
+            .iter()
+            .zip(&spec.shape)
+            .all(|(&got, &want)| want < 0 || i64::from(got) == want);
+    if !fits {
+        return Err(input_error(format!(
+            "input `{}` must have shape {}, got {:?}",
+            spec.name,
+            shape_text(&spec.shape),
+            tensor.dimensions
+        )));
+    }
+    let expected = tensor
+        .dimensions
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d as usize));
+    if expected != Some(tensor.data.len()) {
+        return Err(input_error(format!(
+            "input `{}` of shape {:?} needs {} bytes of {dtype}, got {}",
+            spec.name,
+            tensor.dimensions,
+            expected.map_or_else(|| "too many".to_string(), |n| n.to_string()),
+            tensor.data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `[-1, 64]` written as `[N, 64]`, the way the error reads best.
+pub fn shape_text(shape: &[i64]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|&d| {
+            if d < 0 {
+                "N".to_string()
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// A plugin's bad input. wasmtime-wasi-nn 48 shows a guest only the top-level
+/// text of a backend error, and this is the one variant whose text carries
+/// our message (in ONNX a tensor's type is its element type and its shape).
+pub fn input_error(message: String) -> BackendError {
+    BackendError::UnsupportedTensorType(message)
+}
+
+/// A failure inside the native backend, e.g. a kernel error.
+pub fn backend_error(message: String) -> BackendError {
+    BackendError::BackendAccess(wasmtime::format_err!("{message}"))
+}
+
+impl From<TensorType> for Dtype {
+    fn from(ty: TensorType) -> Self {
+        match ty {
+            TensorType::Fp16 => Dtype::Fp16,
+            TensorType::Fp32 => Dtype::Fp32,
+            TensorType::Fp64 => Dtype::Fp64,
+            TensorType::Bf16 => Dtype::Bf16,
+            TensorType::U8 => Dtype::Uint8,
+            TensorType::I32 => Dtype::Int32,
+            TensorType::I64 => Dtype::Int64,
+        }
+    }
+}
+
+impl From<Dtype> for TensorType {
+    fn from(dtype: Dtype) -> Self {
+        match dtype {
+            Dtype::Fp16 => TensorType::Fp16,
+            Dtype::Fp32 => TensorType::Fp32,
+            Dtype::Fp64 => TensorType::Fp64,
+            Dtype::Bf16 => TensorType::Bf16,
+            Dtype::Uint8 => TensorType::U8,
+            Dtype::Int32 => TensorType::I32,
+            Dtype::Int64 => TensorType::I64,
+        }
+    }
+}
+
+/// A tensor's dimensions as wasi-nn carries them.
+pub fn wasi_dimensions(shape: &[usize]) -> Result<Vec<u32>, BackendError> {
+    shape
+        .iter()
+        .map(|&d| {
+            u32::try_from(d)
+                .map_err(|_| backend_error(format!("output dimension {d} does not fit in u32")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signature() -> Signature {
+        Signature {
+            inputs: vec![TensorSpec {
+                name: "x".into(),
+                dtype: Dtype::Fp32,
+                shape: vec![-1, 2],
+            }],
+            outputs: vec![],
+        }
+    }
+
+    fn named(name: &str, ty: TensorType, dims: Vec<u32>, bytes: usize) -> NamedTensor {
+        NamedTensor {
+            name: name.into(),
+            tensor: Tensor::new(dims, ty, vec![0; bytes]),
+        }
+    }
+
+    fn message(result: Result<Vec<Tensor>, BackendError>) -> String {
+        result.err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn accepts_any_batch() {
+        let arranged =
+            signature().arrange_inputs(vec![named("x", TensorType::Fp32, vec![3, 2], 24)]);
+        assert_eq!(arranged.map(|v| v.len()).ok(), Some(1));
+    }
+
+    #[test]
+    fn names_each_mistake() {
+        let s = signature();
+        let wrong_type = s.arrange_inputs(vec![named("x", TensorType::I64, vec![1, 2], 16)]);
+        assert!(message(wrong_type).contains("input `x` must be FP32, got INT64"));
+        let wrong_shape = s.arrange_inputs(vec![named("x", TensorType::Fp32, vec![1, 3], 12)]);
+        assert!(message(wrong_shape).contains("must have shape [N, 2], got [1, 3]"));
+        let short = s.arrange_inputs(vec![named("x", TensorType::Fp32, vec![1, 2], 4)]);
+        assert!(message(short).contains("needs 8 bytes of FP32, got 4"));
+        let unknown = s.arrange_inputs(vec![named("y", TensorType::Fp32, vec![1, 2], 8)]);
+        assert!(message(unknown).contains("no input `y` (its inputs: x)"));
+        assert!(message(s.arrange_inputs(vec![])).contains("input `x` is missing"));
+    }
+}
