@@ -3,7 +3,7 @@
 
 use super::signature::{Signature, backend_error, input_error, wasi_dimensions};
 use crate::runtime::{Dtype, TensorSpec};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::{Factoid, GenericFactoid, ShapeFactoid};
 use wasmtime_wasi_nn::backend::{
@@ -169,8 +169,12 @@ struct TractGraph {
 
 impl BackendGraph for TractGraph {
     fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
+        let state = self
+            .plan
+            .spawn()
+            .map_err(|e| backend_error(format!("tract: {e:#}")))?;
         let context: Box<dyn BackendExecutionContext> = Box::new(TractContext {
-            plan: self.plan.clone(),
+            state: Mutex::new(state),
             signature: self.signature.clone(),
             staged: Vec::new(),
             last_outputs: Vec::new(),
@@ -180,7 +184,9 @@ impl BackendGraph for TractGraph {
 }
 
 struct TractContext {
-    plan: Arc<TypedRunnableModel>,
+    /// Kept across calls so its buffers are allocated once per context. The
+    /// mutex only makes it `Sync`; `&mut self` reaches it with `get_mut`.
+    state: Mutex<TypedSimpleState>,
     signature: Arc<Signature>,
     /// Inputs set one by one (the older wasi-nn calling style).
     staged: Vec<NamedTensor>,
@@ -188,14 +194,17 @@ struct TractContext {
 }
 
 impl TractContext {
-    fn run(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError> {
+    fn run(&mut self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError> {
         let inputs = self.signature.arrange_inputs(inputs)?;
         let inputs = inputs
             .iter()
             .map(|t| to_tract(t).map(TValue::from))
             .collect::<Result<TVec<_>, _>>()?;
-        let outputs = self
-            .plan
+        let state = self
+            .state
+            .get_mut()
+            .map_err(|_| backend_error("an earlier tract call panicked".to_string()))?;
+        let outputs = state
             .run(inputs)
             .map_err(|e| backend_error(format!("tract: {e:#}")))?;
         outputs

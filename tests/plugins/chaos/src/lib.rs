@@ -14,6 +14,7 @@ use aimass_sdk::{
 struct Chaos {
     hoard: Vec<Vec<u8>>,
     calls: u32,
+    graph: Option<Graph>,
 }
 
 impl SubModel for Chaos {
@@ -29,6 +30,7 @@ impl SubModel for Chaos {
         Ok(Chaos {
             hoard: Vec::new(),
             calls: 0,
+            graph: None,
         })
     }
 
@@ -49,8 +51,11 @@ impl SubModel for Chaos {
             Some(3) => panic!("chaos was asked to panic"),
             Some(4) => Ok(Tensors::new().with("x", Tensor::new(&[1], &[self.calls as f32])?)),
             Some(5) => {
-                let mut outputs = Graph::by_name("graph")?
-                    .compute(Tensors::new().with("input", inputs.take("x")?))?;
+                let graph = match &self.graph {
+                    Some(graph) => graph,
+                    None => self.graph.insert(Graph::by_name("graph")?),
+                };
+                let mut outputs = graph.compute(Tensors::new().with("input", inputs.take("x")?))?;
                 let name = if outputs.get("y").is_some() {
                     "y"
                 } else {
