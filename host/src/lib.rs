@@ -8,5 +8,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cli;
+pub mod config;
+pub mod graph;
 pub mod nn;
+pub mod repository;
 pub mod runtime;

@@ -34,3 +34,23 @@ for name, elem in TYPES.items():
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, HERE / f"double_{name}.onnx")
+
+# A stacking meta-model for three 10-class members: the mean of their
+# probabilities (x [N, 30] -> logits [N, 10]), so its answer is checkable.
+import numpy as np
+from onnx import numpy_helper
+
+weights = np.vstack([np.eye(10, dtype=np.float32) / 3.0] * 3)
+x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 30])
+y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])
+graph = helper.make_graph(
+    [helper.make_node("MatMul", ["input", "w"], ["logits"])],
+    "mean_of_three",
+    [x],
+    [y],
+    [numpy_helper.from_array(weights, "w")],
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.checker.check_model(model)
+onnx.save(model, HERE / "mean_of_three.onnx")

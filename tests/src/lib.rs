@@ -96,3 +96,21 @@ pub fn compute(
         .map_err(|e| e.to_string())?;
     Ok(outputs.into_iter().map(|t| (t.name, t.tensor)).collect())
 }
+
+/// Starts the config at `relative` (from this crate's folder), with
+/// `@PLUGINS@` standing for the folder the test build put the plugins in.
+pub async fn open_config(
+    relative: &str,
+) -> Result<aimass::repository::Repository, aimass::config::ConfigErrors> {
+    let plugins = Path::new(aimass_test_artifacts::SCALER)
+        .parent()
+        .expect("plugin folder")
+        .display()
+        .to_string();
+    // Tests run in this crate's folder, so messages name `relative` as is.
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(relative))
+        .expect("config")
+        .replace("@PLUGINS@", &plugins);
+    let file = aimass::config::ConfigFile::parse(Path::new(relative), text)?;
+    aimass::repository::Repository::start(file).await
+}

@@ -1,5 +1,6 @@
 //! The `aimass` command line.
 
+mod check;
 mod inspect;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,14 @@ enum Command {
         #[arg(env = "AIMASS_PLUGIN")]
         plugin: PathBuf,
     },
+    /// Load a config, type-check every hierarchy, print what it serves.
+    Check {
+        /// The operator's config file.
+        #[arg(env = "AIMASS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print the config file's JSON schema (generated from the types).
+    Schema,
 }
 
 impl Cli {
@@ -28,6 +37,11 @@ impl Cli {
     pub async fn run(self) -> Result<(), String> {
         match self.command {
             Command::Inspect { plugin } => inspect::run(&plugin).await,
+            Command::Check { config } => check::run(&config).await,
+            Command::Schema => {
+                println!("{}", crate::config::json_schema());
+                Ok(())
+            }
         }
     }
 }

@@ -5,8 +5,14 @@
 //! count the node accepts). Typical use: standardisation with the training
 //! set's means and inverse standard deviations, or `scale = 1/16` for pixel
 //! intensities.
+//!
+//! With a `graph` parameter the scaled features are then projected through
+//! that granted wasi-nn graph (e.g. standardisation + PCA), natively on the
+//! host: the cheap part runs in WASM, the matrix product does not.
+//! `graph-input` / `graph-output` name the graph's tensors (defaults `input`
+//! and `features`); `projected` declares the output width.
 
-use aimass_sdk::{DType, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors};
+use aimass_sdk::{DType, Graph, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors};
 
 /// One coefficient for all features, or one per feature.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +51,16 @@ pub struct Scaler {
     offset: Coefficients,
     scale: Coefficients,
     features: Option<usize>,
+    projection: Option<Projection>,
+}
+
+/// A granted graph the scaled features go through.
+#[derive(Debug)]
+struct Projection {
+    graph: Graph,
+    input: String,
+    output: String,
+    width: Option<i64>,
 }
 
 impl SubModel for Scaler {
@@ -60,7 +76,14 @@ impl SubModel for Scaler {
     }
 
     fn init(params: &Params) -> Result<Self> {
-        params.deny_unknown(&["offset", "scale"])?;
+        params.deny_unknown(&[
+            "offset",
+            "scale",
+            "graph",
+            "graph-input",
+            "graph-output",
+            "projected",
+        ])?;
         let offset = Coefficients::from_params(params, "offset", 0.0)?;
         let scale = Coefficients::from_params(params, "scale", 1.0)?;
         let features = match (offset.width(), scale.width()) {
@@ -76,10 +99,20 @@ impl SubModel for Scaler {
                 "parameters `offset`/`scale`: a per-feature list must not be empty",
             ));
         }
+        let projection = match params.get::<String>("graph")? {
+            Some(name) => Some(Projection {
+                graph: Graph::by_name(&name)?,
+                input: params.get_or("graph-input", "input".to_string())?,
+                output: params.get_or("graph-output", "features".to_string())?,
+                width: params.get::<i64>("projected")?,
+            }),
+            None => None,
+        };
         Ok(Scaler {
             offset,
             scale,
             features,
+            projection,
         })
     }
 
@@ -92,7 +125,16 @@ impl SubModel for Scaler {
         )
         .description("y = (x - offset) * scale, per feature or for all features")
         .input("x", DType::Fp32, &[-1, width])
-        .output("y", DType::Fp32, &[-1, width])
+        .output(
+            "y",
+            DType::Fp32,
+            &[
+                -1,
+                self.projection
+                    .as_ref()
+                    .map_or(width, |p| p.width.unwrap_or(-1)),
+            ],
+        )
     }
 
     fn infer(&mut self, mut inputs: Tensors) -> Result<Tensors> {
@@ -108,7 +150,15 @@ impl SubModel for Scaler {
                 }
             }
         }
-        Ok(Tensors::new().with("y", Tensor::new(&shape, &values)?))
+        let scaled = Tensor::new(&shape, &values)?;
+        let y = match &self.projection {
+            None => scaled,
+            Some(p) => p
+                .graph
+                .compute(Tensors::new().with(p.input.clone(), scaled))?
+                .take(&p.output)?,
+        };
+        Ok(Tensors::new().with("y", y))
     }
 }
 

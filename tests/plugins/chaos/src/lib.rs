@@ -6,6 +6,11 @@
 //! 5 hands `x`, whatever its type or shape, to the granted graph `graph` as
 //! its input `input` and returns the graph's `y` or `logits` as `x`.
 //! Output `x`.
+//!
+//! With the init parameter `classes = C` it poses as a classifier instead
+//! (input `x` [N, F], outputs `label`, `probabilities` [N, C], `confidence`),
+//! so it can stand in an ensemble or cascade; the init parameter `action`
+//! then says what every call does (0 answers uniform probabilities).
 
 use aimass_sdk::{
     DType, Error, Graph, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors,
@@ -15,6 +20,8 @@ struct Chaos {
     hoard: Vec<Vec<u8>>,
     calls: u32,
     graph: Option<Graph>,
+    /// Posing as a classifier: (classes, action).
+    pose: Option<(u32, i64)>,
 }
 
 impl SubModel for Chaos {
@@ -26,17 +33,52 @@ impl SubModel for Chaos {
             .output("x", DType::Fp32, &[-1])
     }
 
-    fn init(_: &Params) -> Result<Self> {
+    fn init(params: &Params) -> Result<Self> {
+        params.deny_unknown(&["classes", "action"])?;
+        let pose = match params.get::<i64>("classes")? {
+            Some(classes) => Some((classes as u32, params.get_or("action", 0i64)?)),
+            None => None,
+        };
         Ok(Chaos {
             hoard: Vec::new(),
             calls: 0,
             graph: None,
+            pose,
         })
+    }
+
+    fn info(&self) -> ModelInfo {
+        match self.pose {
+            None => Self::describe(),
+            Some((classes, _)) => ModelInfo::new("chaos", "0.1.0", ModelKind::Classifier)
+                .description("test fixture posing as a classifier")
+                .input("x", DType::Fp32, &[-1, -1])
+                .output("label", DType::I64, &[-1])
+                .output("probabilities", DType::Fp32, &[-1, i64::from(classes)])
+                .output("confidence", DType::Fp32, &[-1]),
+        }
     }
 
     fn infer(&mut self, mut inputs: Tensors) -> Result<Tensors> {
         self.calls += 1;
-        let action = inputs.take("action")?.to_vec::<i64>()?;
+        let action = match self.pose {
+            Some((classes, 0)) => {
+                let rows = inputs.take("x")?.shape()[0] as usize;
+                let c = classes as usize;
+                return Ok(Tensors::new()
+                    .with("label", Tensor::new(&[rows as u32], &vec![0i64; rows])?)
+                    .with(
+                        "probabilities",
+                        Tensor::new(&[rows as u32, classes], &vec![1.0 / c as f32; rows * c])?,
+                    )
+                    .with(
+                        "confidence",
+                        Tensor::new(&[rows as u32], &vec![1.0 / c as f32; rows])?,
+                    ));
+            }
+            Some((_, action)) => vec![action],
+            None => inputs.take("action")?.to_vec::<i64>()?,
+        };
         match action.first() {
             Some(0) => Ok(Tensors::new().with("x", inputs.take("x")?)),
             Some(1) => {

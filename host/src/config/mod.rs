@@ -1,0 +1,163 @@
+//! The operator's config file: parsing, and errors that point at the file,
+//! the line and the key, and say what would fix them.
+
+mod types;
+
+pub use types::*;
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// A config file read and parsed, with its text kept for line numbers.
+#[derive(Debug)]
+pub struct ConfigFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+    /// Its contents.
+    pub config: Config,
+}
+
+impl ConfigFile {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::one(ConfigError {
+                file: path.display().to_string(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+                fix: None,
+            })
+        })?;
+        Self::parse(path, text)
+    }
+
+    /// Parses `text` as if read from `path`.
+    pub fn parse(path: &Path, text: String) -> Result<ConfigFile, ConfigErrors> {
+        match toml::from_str::<Config>(&text) {
+            Ok(config) => Ok(ConfigFile {
+                path: path.to_path_buf(),
+                text,
+                config,
+            }),
+            Err(e) => {
+                let line = e.span().map(|span| line_of(&text, span.start));
+                Err(ConfigErrors::one(ConfigError {
+                    file: path.display().to_string(),
+                    line,
+                    key: String::new(),
+                    message: e.message().trim_end().to_string(),
+                    fix: None,
+                }))
+            }
+        }
+    }
+
+    /// The folder relative paths in the file start from.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// `relative` resolved against the file's folder.
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        self.dir().join(relative)
+    }
+
+    /// An error about `key`, written at `span`.
+    pub fn error(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.path.display().to_string(),
+            line: (span != (0..0)).then(|| line_of(&self.text, span.start)),
+            key: key.into(),
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    /// The line a table header such as `[nodes.student]` is on.
+    pub fn table_span(&self, section: &str, name: &str) -> Range<usize> {
+        let quoted = format!("[{section}.\"{name}\"]");
+        let plain = format!("[{section}.{name}]");
+        [plain, quoted]
+            .iter()
+            .find_map(|header| self.text.find(header.as_str()))
+            .map_or(0..0, |at| at..at + 1)
+    }
+}
+
+/// 1-based line of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
+
+/// One thing wrong with a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The dotted key, e.g. `cascade.digits.stages[0].threshold`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// What would fix it.
+    pub fix: Option<String>,
+}
+
+impl ConfigError {
+    /// Adds what would fix it.
+    pub fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "; {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything wrong with a config, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// Just one error.
+    pub fn one(error: ConfigError) -> Self {
+        ConfigErrors(vec![error])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+/// The JSON schema of the config file, generated from the types.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}

@@ -1,0 +1,168 @@
+//! Everything a config file describes, loaded and running: the engine, the
+//! plugins, the graph registry, a warm pool per node and every hierarchy.
+//! `aimass check`, `serve` and `eval` all start here.
+
+use crate::config::{ConfigError, ConfigErrors, ConfigFile, IsolationConfig, ParamConfig};
+use crate::graph::{Served, build_models, check_references};
+use crate::nn::{BackendKind, Device, GraphStore};
+use crate::runtime::bindings::ParamValue;
+use crate::runtime::{
+    EngineOptions, InstanceLimits, Isolation, NodePool, NodeSpec, Plugin, Runtime,
+};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A config, loaded and ready to serve.
+pub struct Repository {
+    /// The file it came from.
+    pub file: ConfigFile,
+    /// The shared engine.
+    pub runtime: Arc<Runtime>,
+    /// The operator's graphs.
+    pub graphs: GraphStore,
+    /// Every node and hierarchy, by name.
+    pub models: BTreeMap<String, Arc<Served>>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("file", &self.file.path)
+            .field("models", &self.models.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Repository {
+    /// Reads, checks and starts everything in the file at `path`.
+    pub async fn open(path: &Path) -> Result<Repository, ConfigErrors> {
+        Self::start(ConfigFile::load(path)?).await
+    }
+
+    /// Checks and starts everything in `file`.
+    pub async fn start(file: ConfigFile) -> Result<Repository, ConfigErrors> {
+        let order = check_references(&file)?;
+        let c = &file.config;
+        let one = |e: ConfigError| ConfigErrors::one(e);
+        let runtime = Runtime::new(EngineOptions {
+            max_instances: c.engine.max_instances,
+            max_memory_bytes: (c.engine.max_memory_mb as usize) << 20,
+            compile_cache: c.engine.compile_cache.as_deref().map(|d| file.resolve(d)),
+        })
+        .map_err(|e| one(file.error(file.table_span("engine", ""), "engine", e.to_string())))?;
+        let runtime = Arc::new(runtime);
+
+        let mut plugins: BTreeMap<&str, Plugin> = BTreeMap::new();
+        for (name, p) in &c.plugins {
+            let plugin = runtime
+                .load(name, &file.resolve(&p.path), p.sha256.as_deref())
+                .map_err(|e| {
+                    let fix = if p.build.is_some() {
+                        "build it first (`aimass serve --build` runs its build command)"
+                    } else {
+                        "check `path`, or add a `build` command"
+                    };
+                    one(file
+                        .error(
+                            file.table_span("plugins", name),
+                            format!("plugins.{name}"),
+                            e.to_string(),
+                        )
+                        .fix(fix))
+                })?;
+            plugins.insert(name, plugin);
+        }
+
+        let mut graphs = GraphStore::default();
+        for (name, a) in &c.artifacts {
+            let backend = match a.backend {
+                crate::config::BackendConfig::Tract => BackendKind::Tract,
+                crate::config::BackendConfig::Onnxruntime => BackendKind::OnnxRuntime,
+            };
+            let device = match a.device {
+                crate::config::DeviceConfig::Cpu => Device::Cpu,
+                crate::config::DeviceConfig::Gpu => Device::Gpu,
+            };
+            graphs
+                .load_file(name, &file.resolve(&a.path), backend, device)
+                .map_err(|e| {
+                    one(file.error(
+                        file.table_span("artifacts", name),
+                        format!("artifacts.{name}"),
+                        e.to_string(),
+                    ))
+                })?;
+        }
+
+        let mut nodes = BTreeMap::new();
+        for (name, n) in &c.nodes {
+            let plugin_name = n.plugin.get_ref().as_str();
+            let (Some(p), Some(plugin)) = (c.plugins.get(plugin_name), plugins.get(plugin_name))
+            else {
+                continue; // reported by check_references
+            };
+            let granted = p
+                .graphs
+                .iter()
+                .chain(&n.graphs)
+                .map(|g| g.get_ref().as_str());
+            let graphs = graphs.grant(granted).map_err(|e| {
+                one(file.error(
+                    file.table_span("nodes", name),
+                    format!("nodes.{name}.graphs"),
+                    e.to_string(),
+                ))
+            })?;
+            let spec = NodeSpec {
+                node: name.clone(),
+                params: n
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), param_value(v)))
+                    .collect(),
+                graphs,
+                limits: InstanceLimits {
+                    memory_bytes: (*p.memory_mb.get_ref() as usize) << 20,
+                    call_timeout: Duration::from_millis(*p.timeout_ms.get_ref()),
+                },
+                isolation: match p.isolation {
+                    IsolationConfig::Pooled => Isolation::Pooled,
+                    IsolationConfig::PerRequest => Isolation::PerRequest,
+                },
+                max_instances: p.max_instances as usize,
+            };
+            let pool = NodePool::start(runtime.clone(), plugin.clone(), spec)
+                .await
+                .map_err(|e| {
+                    one(file
+                        .error(
+                            file.table_span("nodes", name),
+                            format!("nodes.{name}.params"),
+                            e.to_string(),
+                        )
+                        .fix("fix the node's params so the plugin's init accepts them"))
+                })?;
+            nodes.insert(name.clone(), Arc::new(pool));
+        }
+        let models = build_models(&file, &order, nodes)?;
+        Ok(Repository {
+            file,
+            runtime,
+            graphs,
+            models,
+        })
+    }
+}
+
+fn param_value(value: &ParamConfig) -> ParamValue {
+    match value {
+        ParamConfig::Flag(b) => ParamValue::Flag(*b),
+        ParamConfig::Integer(i) => ParamValue::Integer(*i),
+        ParamConfig::Number(n) => ParamValue::Number(*n),
+        ParamConfig::Text(s) => ParamValue::Text(s.clone()),
+        ParamConfig::Texts(v) => ParamValue::Texts(v.clone()),
+        ParamConfig::Numbers(v) => ParamValue::Numbers(v.clone()),
+    }
+}
