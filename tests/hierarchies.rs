@@ -425,3 +425,46 @@ async fn a_failing_hard_dependency_fails_the_request() {
     assert!(message.starts_with("node `panicking`: "), "{message}");
     assert!(message.contains("chaos was asked to panic"), "{message}");
 }
+
+/// The example hierarchy type-checks and answers the whole test split about
+/// as well as train.py measured, mostly from the student.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_digits_example_serves_its_cascade() {
+    let repository = open_config("../examples/digits/aimass.toml")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = digits_test_rows();
+    let pixels: Vec<f32> = rows.iter().flat_map(|(p, _)| p.clone()).collect();
+    let inputs = vec![(
+        "pixels".to_string(),
+        f32_tensor(&[rows.len() as u32, 64], &pixels),
+    )];
+    let response = repository.models["digits"]
+        .run(Request {
+            inputs,
+            ..Request::default()
+        })
+        .await
+        .unwrap();
+    let labels = i64_values(output(&response, "label"));
+    let correct = labels
+        .iter()
+        .zip(&rows)
+        .filter(|(a, (_, b))| *a == b)
+        .count();
+    let stages = i64_values(output(&response, "stage"));
+    let first = stages.iter().filter(|&&s| s == 0).count();
+    eprintln!(
+        "digits: {correct} of {} right, {first} answered by the student",
+        rows.len()
+    );
+    assert!(
+        correct as f64 / rows.len() as f64 >= 0.96,
+        "{correct} of {} right",
+        rows.len()
+    );
+    assert!(
+        first * 2 > rows.len(),
+        "only {first} answered by the student"
+    );
+}

@@ -17,7 +17,7 @@ pub async fn run(config: &Path) -> Result<(), String> {
 fn specs(specs: &[TensorSpec]) -> String {
     let parts: Vec<String> = specs
         .iter()
-        .map(|s| format!("{} {}{}", s.name, s.dtype, shape_text(&s.shape)))
+        .map(|s| format!("{} {} {}", s.name, s.dtype, shape_text(&s.shape)))
         .collect();
     parts.join(", ")
 }

@@ -161,3 +161,42 @@ pub fn json_schema() -> String {
     let schema = schemars::schema_for!(Config);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_is_generated_from_the_types() {
+        let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
+        let properties = &schema["properties"];
+        for section in [
+            "plugins",
+            "artifacts",
+            "nodes",
+            "sequence",
+            "dag",
+            "ensemble",
+            "switch",
+            "cascade",
+            "splitter",
+            "shadow",
+        ] {
+            assert!(properties.get(section).is_some(), "{section} missing");
+        }
+        assert!(
+            schema["$defs"]["StageConfig"]["properties"]
+                .get("threshold")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_parse_error_names_the_file_and_line() {
+        let text = "[nodes.a]\nplugin = \"p\"\n\n[nodes.b]\nplugn = \"p\"\n".to_string();
+        let err = ConfigFile::parse(Path::new("x.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.toml:5: unknown field `plugn`"), "{err}");
+    }
+}
