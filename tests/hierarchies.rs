@@ -468,3 +468,28 @@ async fn the_digits_example_serves_its_cascade() {
         "only {first} answered by the student"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_past_its_deadline_is_dropped_in_time() {
+    let f = fixture().await;
+    let started = std::time::Instant::now();
+    let response = f.run("with-a-looping-member", f.x()).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_close(
+        &f32_values(output(&response, "probabilities")),
+        &f.probabilities("teacher_0"),
+        "survivor",
+    );
+    assert_eq!(response.dropped.len(), 1);
+    assert_eq!(response.dropped[0].model, "looping");
+    assert!(
+        response.dropped[0].error.contains("time"),
+        "{}",
+        response.dropped[0].error
+    );
+    // 200 ms budget, checked every 5 ms; generous slack for a loaded machine.
+    assert!(
+        elapsed < std::time::Duration::from_secs(2),
+        "took {elapsed:?}"
+    );
+}
