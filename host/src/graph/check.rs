@@ -235,7 +235,7 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
         }
     }
     check_ranges(file, &mut errors);
-    super::build::check_dag_shapes(file, &mut errors);
+    super::dag::check_dag_shapes(file, &mut errors);
 
     // Cycles between hierarchies; the order is a depth-first post-order.
     let mut order = Vec::new();

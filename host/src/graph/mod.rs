@@ -6,6 +6,7 @@
 
 mod build;
 mod check;
+mod dag;
 mod exec;
 mod tensors;
 
