@@ -417,6 +417,19 @@ async fn a_trapping_soft_member_is_dropped_and_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_surviving_members_fail_the_ensemble() {
+    let f = fixture().await;
+    let err = f.run("needs-every-member", f.x()).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "ensemble `needs-every-member`: 2 of its members answered, it needs 3: `panicking`: "
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_hard_dependency_fails_the_request() {
     let f = fixture().await;
     let err = f.run("hard-failure", f.x()).await.unwrap_err();

@@ -48,6 +48,7 @@ impl Repository {
         let one = |e: ConfigError| ConfigErrors::one(e);
         let runtime = Runtime::new(EngineOptions {
             max_instances: c.engine.max_instances,
+            // Checked to be at most 4096 MiB, so this cannot overflow.
             max_memory_bytes: (c.engine.max_memory_mb as usize) << 20,
             compile_cache: c.engine.compile_cache.as_deref().map(|d| file.resolve(d)),
         })

@@ -82,10 +82,17 @@ impl ConfigFile {
         }
     }
 
-    /// The line a table header such as `[nodes.student]` is on.
+    /// The line a table header such as `[nodes.student]` is on (`name` ""
+    /// for a top-level table such as `[engine]`).
     pub fn table_span(&self, section: &str, name: &str) -> Range<usize> {
-        let quoted = format!("[{section}.\"{name}\"]");
-        let plain = format!("[{section}.{name}]");
+        let (plain, quoted) = if name.is_empty() {
+            (format!("[{section}]"), format!("[\"{section}\"]"))
+        } else {
+            (
+                format!("[{section}.{name}]"),
+                format!("[{section}.\"{name}\"]"),
+            )
+        };
         [plain, quoted]
             .iter()
             .find_map(|header| self.text.find(header.as_str()))
@@ -95,7 +102,7 @@ impl ConfigFile {
 
 /// 1-based line of byte offset `at`.
 fn line_of(text: &str, at: usize) -> usize {
-    text[..at.min(text.len())].matches('\n').count() + 1
+    text.get(..at).unwrap_or(text).matches('\n').count() + 1
 }
 
 /// One thing wrong with a config.

@@ -191,7 +191,10 @@ pub struct NodeConfig {
 
 /// One `init` parameter.
 #[derive(Debug, Deserialize, JsonSchema, Clone)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "invalid param: expected a string, a number, true/false, or a list of strings or of numbers"
+)]
 pub enum ParamConfig {
     /// `true` / `false`.
     Flag(bool),

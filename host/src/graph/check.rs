@@ -188,6 +188,17 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
             );
         }
     }
+    // wasm32 linear memory tops out at 4 GiB.
+    if !(1..=4096).contains(&c.engine.max_memory_mb) {
+        errors.push(
+            file.error(
+                file.table_span("engine", ""),
+                "engine.max_memory_mb",
+                format!("{} MiB is outside 1..=4096", c.engine.max_memory_mb),
+            )
+            .fix("a plugin's memory is at most 4096 MiB"),
+        );
+    }
     for (name, plugin) in &c.plugins {
         if *plugin.memory_mb.get_ref() == 0 || *plugin.memory_mb.get_ref() > c.engine.max_memory_mb
         {
@@ -249,10 +260,8 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
         file: &ConfigFile,
         errors: &mut Vec<ConfigError>,
     ) {
-        match state.get(name) {
-            Some(2) => return,
-            Some(1) => return,
-            _ => {}
+        if state.contains_key(name) {
+            return;
         }
         state.insert(name, 1);
         path.push(name);

@@ -3,13 +3,36 @@
 
 use super::build::{Builder, compatible, describe};
 use super::check::model_ref;
-use super::{Body, Dag, DagStep, Kind, Source};
+use super::{Body, Dag, DagStep, Kind, Served, Source};
 use crate::config::{ConfigError, ConfigFile};
 use crate::nn::Signature;
 use crate::runtime::TensorSpec;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 impl Builder<'_> {
+    /// `producer`'s output called `output`, or an error at `span`.
+    fn output_of<'m>(
+        &self,
+        producer: &'m Served,
+        output: &str,
+        span: Range<usize>,
+        key: &str,
+    ) -> Result<&'m TensorSpec, ConfigError> {
+        producer
+            .signature
+            .outputs
+            .iter()
+            .find(|x| x.name == output)
+            .ok_or_else(|| {
+                self.err(
+                    span,
+                    key,
+                    format!("`{}` has no output `{output}`", producer.name),
+                )
+            })
+    }
+
     pub(super) fn dag(
         &self,
         name: &str,
@@ -66,18 +89,7 @@ impl Builder<'_> {
                         })?
                         .member
                         .model;
-                    let have = producer
-                        .signature
-                        .outputs
-                        .iter()
-                        .find(|x| &x.name == output)
-                        .ok_or_else(|| {
-                            self.err(
-                                span.clone(),
-                                &ikey,
-                                format!("`{}` has no output `{output}`", producer.name),
-                            )
-                        })?;
+                    let have = self.output_of(producer, output, span.clone(), &ikey)?;
                     if !compatible(have, want) {
                         return Err(self
                             .err(
@@ -139,18 +151,7 @@ impl Builder<'_> {
                     .fix("write `STEP.OUTPUT`"));
             };
             let producer = &steps[*from].member.model;
-            let spec = producer
-                .signature
-                .outputs
-                .iter()
-                .find(|x| &x.name == output)
-                .ok_or_else(|| {
-                    self.err(
-                        source.span(),
-                        &okey,
-                        format!("`{}` has no output `{output}`", producer.name),
-                    )
-                })?;
+            let spec = self.output_of(producer, output, source.span(), &okey)?;
             output_specs.push(TensorSpec {
                 name: out.clone(),
                 ..spec.clone()

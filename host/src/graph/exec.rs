@@ -124,6 +124,9 @@ impl Served {
         inputs: Vec<NamedTensor>,
     ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
         async move {
+            if context.trace.is_none() {
+                return self.body(context, inputs).await;
+            }
             let started = Instant::now();
             let batch = inputs.first().map_or(0, |(_, t)| rows(t));
             let result = self.body(context, inputs).await;
@@ -155,7 +158,8 @@ impl Served {
             Body::Sequence(steps) => {
                 let mut current = inputs;
                 for step in steps {
-                    current = invoke(step, context, &current).await?;
+                    let inputs = take_bound(step, current)?;
+                    current = call_bound(step, context, inputs).await?;
                 }
                 Ok(current)
             }
@@ -163,12 +167,12 @@ impl Served {
             Body::Ensemble(ensemble) => run_ensemble(&self.name, ensemble, context, inputs).await,
             Body::Switch(switch) => {
                 let member = choose_branch(&self.name, switch, context, &inputs)?;
-                invoke(member, context, &inputs).await
+                call_bound(member, context, take_bound(member, inputs)?).await
             }
             Body::Cascade(stages) => run_cascade(&self.name, stages, context, inputs).await,
             Body::Splitter(routes) => {
                 let member = choose_route(routes, context.id.as_deref());
-                invoke(member, context, &inputs).await
+                call_bound(member, context, take_bound(member, inputs)?).await
             }
             Body::Shadow { primary, shadow } => {
                 let copy = bind(shadow, &inputs);
@@ -193,13 +197,14 @@ impl Served {
                         Err(e) => tracing::warn!(shadow = %owner, "shadow not called: {e}"),
                     }
                 });
-                invoke(primary, context, &inputs).await
+                call_bound(primary, context, take_bound(primary, inputs)?).await
             }
         }
     }
 }
 
-/// The member's inputs, renamed from the tensors available to it.
+/// The member's inputs, renamed from the tensors available to it (copied:
+/// for members that share the tensors, e.g. an ensemble's).
 fn bind(member: &Member, available: &[NamedTensor]) -> Result<Vec<NamedTensor>, ExecError> {
     member
         .inputs
@@ -209,16 +214,40 @@ fn bind(member: &Member, available: &[NamedTensor]) -> Result<Vec<NamedTensor>, 
                 .iter()
                 .find(|(name, _)| name == source)
                 .map(|(_, t)| (input.clone(), t.clone()))
-                .ok_or_else(|| {
-                    let have: Vec<&str> = available.iter().map(|(n, _)| n.as_str()).collect();
-                    ExecError::BadRequest(format!(
-                        "`{}` needs input `{source}`, not given (given: {})",
-                        member.model.name,
-                        have.join(", ")
-                    ))
-                })
+                .ok_or_else(|| missing(member, source, available))
         })
         .collect()
+}
+
+/// The member's inputs, moved out of tensors no one else needs: a layer's
+/// outputs become the next layer's inputs without copying their data.
+fn take_bound(
+    member: &Member,
+    mut available: Vec<NamedTensor>,
+) -> Result<Vec<NamedTensor>, ExecError> {
+    let mut bound = Vec::with_capacity(member.inputs.len());
+    for (i, (input, source)) in member.inputs.iter().enumerate() {
+        let Some(at) = available.iter().position(|(name, _)| name == source) else {
+            return Err(missing(member, source, &available));
+        };
+        let used_again = member.inputs[i + 1..].iter().any(|(_, s)| s == source);
+        let tensor = if used_again {
+            available[at].1.clone()
+        } else {
+            available.swap_remove(at).1
+        };
+        bound.push((input.clone(), tensor));
+    }
+    Ok(bound)
+}
+
+fn missing(member: &Member, source: &str, available: &[NamedTensor]) -> ExecError {
+    let have: Vec<&str> = available.iter().map(|(n, _)| n.as_str()).collect();
+    ExecError::BadRequest(format!(
+        "`{}` needs input `{source}`, not given (given: {})",
+        member.model.name,
+        have.join(", ")
+    ))
 }
 
 /// Calls a member on the tensors available to it, within its timeout.
@@ -618,5 +647,49 @@ fn confidences(name: &str, stage: &Stage, outputs: &[NamedTensor]) -> Result<Vec
                 .map(|row| row.iter().copied().fold(f32::MIN, f32::max))
                 .collect())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Kind;
+    use crate::nn::Signature;
+
+    fn member(inputs: &[(&str, &str)]) -> Member {
+        let model = Served {
+            name: "m".into(),
+            kind: Kind::Sequence,
+            signature: Signature {
+                inputs: vec![],
+                outputs: vec![],
+            },
+            body: Body::Sequence(vec![]),
+        };
+        Member {
+            model: Arc::new(model),
+            inputs: inputs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            timeout: None,
+            required: true,
+            weight: 1.0,
+        }
+    }
+
+    #[test]
+    fn moved_inputs_are_renamed_and_a_shared_source_is_copied() {
+        let available = vec![
+            ("x".to_string(), f32_tensor(vec![1], &[1.0])),
+            ("y".to_string(), f32_tensor(vec![1], &[2.0])),
+        ];
+        let bound = take_bound(&member(&[("a", "x"), ("b", "y"), ("c", "x")]), available).unwrap();
+        let names: Vec<&str> = bound.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(bound[0].1, bound[2].1);
+        assert_eq!(bound[1].1, f32_tensor(vec![1], &[2.0]));
+        let err = take_bound(&member(&[("a", "z")]), vec![]).unwrap_err();
+        assert_eq!(err.to_string(), "`m` needs input `z`, not given (given: )");
     }
 }

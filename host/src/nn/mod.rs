@@ -1,8 +1,10 @@
 //! wasi-nn on native kernels: the backends a plugin's `compute` runs on, and
 //! the registry of the operator's graphs, loaded once and shared.
 //!
-//! Both backends implement `wasmtime-wasi-nn`'s public backend traits; the
-//! crate's own onnx backend is not used (f32 only, panics on other types).
+//! Both backends implement `wasmtime-wasi-nn`'s public graph and execution
+//! context traits; the crate's own onnx backend is not used (f32 only, panics
+//! on other types). Plugins get no backend to `load` bytes with: graphs come
+//! only from this registry.
 
 mod error;
 #[cfg(feature = "onnxruntime")]
@@ -12,7 +14,6 @@ mod tract;
 
 pub use error::NnError;
 pub use signature::{Signature, shape_text};
-pub use tract::TractBackend;
 
 use crate::runtime::GrantedGraphs;
 use std::collections::BTreeMap;
@@ -179,7 +180,7 @@ fn load(
                     ),
                 });
             }
-            TractBackend::load_onnx(bytes).map_err(refused)?
+            tract::load_onnx(bytes).map_err(refused)?
         }
         #[cfg(feature = "onnxruntime")]
         BackendKind::OnnxRuntime => onnxruntime::load_onnx(bytes, device).map_err(|e| match e {

@@ -138,27 +138,20 @@ struct OrtContext {
 }
 
 impl BackendExecutionContext for OrtContext {
+    // As for tract: only the component-model `compute` is supported.
     fn set_input(&mut self, _: Id, _: &Tensor) -> Result<(), BackendError> {
-        Err(backend_error(
-            "the onnxruntime backend takes its inputs through compute".to_string(),
-        ))
+        Err(backend_error("pass inputs to compute".to_string()))
     }
 
     fn get_output(&mut self, _: Id) -> Result<Tensor, BackendError> {
-        Err(backend_error(
-            "the onnxruntime backend returns its outputs from compute".to_string(),
-        ))
+        Err(backend_error("outputs are returned by compute".to_string()))
     }
 
     fn compute(
         &mut self,
         inputs: Option<Vec<NamedTensor>>,
     ) -> Result<Option<Vec<NamedTensor>>, BackendError> {
-        let Some(inputs) = inputs else {
-            return Err(backend_error(
-                "the onnxruntime backend needs its inputs passed to compute".to_string(),
-            ));
-        };
+        let inputs = inputs.ok_or_else(|| backend_error("pass inputs to compute".to_string()))?;
         let arranged = self.signature.arrange_inputs(inputs)?;
         let values = arranged
             .iter()

@@ -7,63 +7,33 @@ use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::{Factoid, GenericFactoid, ShapeFactoid};
 use wasmtime_wasi_nn::backend::{
-    BackendError, BackendExecutionContext, BackendFromDir, BackendGraph, BackendInner, Id,
-    NamedTensor,
+    BackendError, BackendExecutionContext, BackendGraph, Id, NamedTensor,
 };
-use wasmtime_wasi_nn::wit::{ExecutionTarget, GraphEncoding, TensorType};
+use wasmtime_wasi_nn::wit::TensorType;
 use wasmtime_wasi_nn::{ExecutionContext, Graph, Tensor};
 
-/// Loads ONNX graphs into tract. CPU only.
-#[derive(Debug, Default)]
-pub struct TractBackend;
-
-impl TractBackend {
-    /// Parses, types and optimises an ONNX model. Dimensions the file leaves
-    /// unnamed become symbols, so one graph serves every batch size.
-    pub fn load_onnx(bytes: &[u8]) -> Result<(Graph, Signature), String> {
-        let mut model = tract_onnx::onnx()
-            .model_for_read(&mut &bytes[..])
-            .map_err(|e| format!("not a model tract can read: {e:#}"))?;
-        close_input_facts(&mut model)?;
-        let typed = model
-            .into_typed()
-            .map_err(|e| format!("tract cannot type this graph: {e:#}"))?;
-        let signature = signature_of(&typed)?;
-        let plan = typed
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| format!("tract cannot optimise this graph: {e:#}"))?;
-        let graph = TractGraph {
-            plan,
-            signature: Arc::new(signature.clone()),
-        };
-        let graph: Box<dyn BackendGraph> = Box::new(graph);
-        Ok((graph.into(), signature))
-    }
-}
-
-impl BackendInner for TractBackend {
-    fn encoding(&self) -> GraphEncoding {
-        GraphEncoding::Onnx
-    }
-
-    fn load(&mut self, builders: &[&[u8]], target: ExecutionTarget) -> Result<Graph, BackendError> {
-        if !matches!(target, ExecutionTarget::Cpu) {
-            return Err(backend_error(format!(
-                "tract runs on the CPU only, not {target:?}"
-            )));
-        }
-        let [bytes] = builders else {
-            return Err(BackendError::InvalidNumberOfBuilders(1, builders.len()));
-        };
-        Self::load_onnx(bytes)
-            .map(|(graph, _)| graph)
-            .map_err(backend_error)
-    }
-
-    fn as_dir_loadable(&mut self) -> Option<&mut dyn BackendFromDir> {
-        None
-    }
+/// Parses, types and optimises an ONNX model for tract (CPU only).
+/// Dimensions the file leaves unnamed become symbols, so one graph serves
+/// every batch size.
+pub fn load_onnx(bytes: &[u8]) -> Result<(Graph, Signature), String> {
+    let mut model = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .map_err(|e| format!("not a model tract can read: {e:#}"))?;
+    close_input_facts(&mut model)?;
+    let typed = model
+        .into_typed()
+        .map_err(|e| format!("tract cannot type this graph: {e:#}"))?;
+    let signature = signature_of(&typed)?;
+    let plan = typed
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| format!("tract cannot optimise this graph: {e:#}"))?;
+    let graph = TractGraph {
+        plan,
+        signature: Arc::new(signature.clone()),
+    };
+    let graph: Box<dyn BackendGraph> = Box::new(graph);
+    Ok((graph.into(), signature))
 }
 
 /// Gives every input a closed shape with a known element type; an unnamed
@@ -176,8 +146,6 @@ impl BackendGraph for TractGraph {
         let context: Box<dyn BackendExecutionContext> = Box::new(TractContext {
             state: Mutex::new(state),
             signature: self.signature.clone(),
-            staged: Vec::new(),
-            last_outputs: Vec::new(),
         });
         Ok(context.into())
     }
@@ -188,9 +156,6 @@ struct TractContext {
     /// mutex only makes it `Sync`; `&mut self` reaches it with `get_mut`.
     state: Mutex<TypedSimpleState>,
     signature: Arc<Signature>,
-    /// Inputs set one by one (the older wasi-nn calling style).
-    staged: Vec<NamedTensor>,
-    last_outputs: Vec<NamedTensor>,
 }
 
 impl TractContext {
@@ -220,47 +185,24 @@ impl TractContext {
     }
 }
 
+// The component-model wasi-nn passes inputs to `compute` and gets outputs
+// back; the set-input / get-output pair exists only for the older WITX ABI,
+// which plugins do not use.
 impl BackendExecutionContext for TractContext {
-    fn set_input(&mut self, id: Id, tensor: &Tensor) -> Result<(), BackendError> {
-        let name = match id {
-            Id::Name(name) => name,
-            Id::Index(i) => self
-                .signature
-                .inputs
-                .get(i as usize)
-                .map(|s| s.name.clone())
-                .ok_or_else(|| input_error(format!("the graph has no input #{i}")))?,
-        };
-        self.staged.retain(|t| t.name != name);
-        self.staged.push(NamedTensor {
-            name,
-            tensor: tensor.clone(),
-        });
-        Ok(())
+    fn set_input(&mut self, _: Id, _: &Tensor) -> Result<(), BackendError> {
+        Err(backend_error("pass inputs to compute".to_string()))
     }
 
-    fn get_output(&mut self, id: Id) -> Result<Tensor, BackendError> {
-        let found = match &id {
-            Id::Name(name) => self.last_outputs.iter().find(|t| &t.name == name),
-            Id::Index(i) => self.last_outputs.get(*i as usize),
-        };
-        found
-            .map(|t| t.tensor.clone())
-            .ok_or_else(|| input_error(format!("no output {id:?} was computed")))
+    fn get_output(&mut self, _: Id) -> Result<Tensor, BackendError> {
+        Err(backend_error("outputs are returned by compute".to_string()))
     }
 
     fn compute(
         &mut self,
         inputs: Option<Vec<NamedTensor>>,
     ) -> Result<Option<Vec<NamedTensor>>, BackendError> {
-        match inputs {
-            Some(inputs) => self.run(inputs).map(Some),
-            None => {
-                let staged = std::mem::take(&mut self.staged);
-                self.last_outputs = self.run(staged)?;
-                Ok(None)
-            }
-        }
+        let inputs = inputs.ok_or_else(|| backend_error("pass inputs to compute".to_string()))?;
+        self.run(inputs).map(Some)
     }
 }
 
