@@ -10,6 +10,8 @@
 pub mod cli;
 pub mod config;
 pub mod graph;
+pub mod metrics;
 pub mod nn;
 pub mod repository;
 pub mod runtime;
+pub mod server;

@@ -3,7 +3,7 @@
 //! `aimass check`, `serve` and `eval` all start here.
 
 use crate::config::{ConfigError, ConfigErrors, ConfigFile, IsolationConfig, ParamConfig};
-use crate::graph::{Served, build_models, check_references};
+use crate::graph::{Served, build_models, check_references, model_closure};
 use crate::nn::{BackendKind, Device, GraphStore};
 use crate::runtime::bindings::ParamValue;
 use crate::runtime::{
@@ -43,20 +43,71 @@ impl Repository {
 
     /// Checks and starts everything in `file`.
     pub async fn start(file: ConfigFile) -> Result<Repository, ConfigErrors> {
-        let order = check_references(&file)?;
+        check_references(&file)?;
+        let runtime = Arc::new(Self::engine(&file)?);
+        Self::start_with(file, runtime, None).await
+    }
+
+    /// The engine `file` asks for.
+    pub fn engine(file: &ConfigFile) -> Result<Runtime, ConfigErrors> {
         let c = &file.config;
-        let one = |e: ConfigError| ConfigErrors::one(e);
-        let runtime = Runtime::new(EngineOptions {
+        Runtime::new(EngineOptions {
             max_instances: c.engine.max_instances,
             // Checked to be at most 4096 MiB, so this cannot overflow.
             max_memory_bytes: (c.engine.max_memory_mb as usize) << 20,
             compile_cache: c.engine.compile_cache.as_deref().map(|d| file.resolve(d)),
         })
-        .map_err(|e| one(file.error(file.table_span("engine", ""), "engine", e.to_string())))?;
-        let runtime = Arc::new(runtime);
+        .map_err(|e| {
+            ConfigErrors::one(file.error(file.table_span("engine", ""), "engine", e.to_string()))
+        })
+    }
+
+    /// Checks `file` and starts, on an engine that is already running, either
+    /// everything in it or only what `only` needs (the model and every model
+    /// it calls, their plugins and artifacts): a hot reload of one model
+    /// re-reads its plugins and graphs from disk and leaves the rest alone.
+    pub async fn start_with(
+        file: ConfigFile,
+        runtime: Arc<Runtime>,
+        only: Option<&str>,
+    ) -> Result<Repository, ConfigErrors> {
+        let mut order = check_references(&file)?;
+        let c = &file.config;
+        let one = |e: ConfigError| ConfigErrors::one(e);
+        let wanted = match only {
+            Some(model) => Some(model_closure(&file, model).ok_or_else(|| {
+                one(ConfigError {
+                    file: file.path.display().to_string(),
+                    line: None,
+                    key: model.to_string(),
+                    message: format!("the config has no model `{model}`"),
+                    fix: Some("add it as a node or a hierarchy".into()),
+                })
+            })?),
+            None => None,
+        };
+        let needed = |name: &str| wanted.as_ref().is_none_or(|w| w.contains(name));
+        order.0.retain(|name| needed(name));
+        let nodes_needed: BTreeMap<&String, &crate::config::NodeConfig> =
+            c.nodes.iter().filter(|(name, _)| needed(name)).collect();
+        let plugins_needed: std::collections::BTreeSet<&str> = nodes_needed
+            .values()
+            .map(|n| n.plugin.get_ref().as_str())
+            .collect();
+        let artifacts_needed: std::collections::BTreeSet<&str> = nodes_needed
+            .values()
+            .flat_map(|n| {
+                let plugin_graphs = c.plugins.get(n.plugin.get_ref()).map(|p| &p.graphs);
+                n.graphs.iter().chain(plugin_graphs.into_iter().flatten())
+            })
+            .map(|g| g.get_ref().as_str())
+            .collect();
 
         let mut plugins: BTreeMap<&str, Plugin> = BTreeMap::new();
         for (name, p) in &c.plugins {
+            if wanted.is_some() && !plugins_needed.contains(name.as_str()) {
+                continue;
+            }
             let plugin = runtime
                 .load(name, &file.resolve(&p.path), p.sha256.as_deref())
                 .map_err(|e| {
@@ -78,6 +129,9 @@ impl Repository {
 
         let mut graphs = GraphStore::default();
         for (name, a) in &c.artifacts {
+            if wanted.is_some() && !artifacts_needed.contains(name.as_str()) {
+                continue;
+            }
             let backend = match a.backend {
                 crate::config::BackendConfig::Tract => BackendKind::Tract,
                 crate::config::BackendConfig::Onnxruntime => BackendKind::OnnxRuntime,
@@ -98,7 +152,7 @@ impl Repository {
         }
 
         let mut nodes = BTreeMap::new();
-        for (name, n) in &c.nodes {
+        for (name, n) in nodes_needed {
             let plugin_name = n.plugin.get_ref().as_str();
             let (Some(p), Some(plugin)) = (c.plugins.get(plugin_name), plugins.get(plugin_name))
             else {

@@ -116,3 +116,145 @@ pub async fn open_config(
     let file = aimass::config::ConfigFile::parse(Path::new(relative), text)?;
     aimass::repository::Repository::start(file).await
 }
+
+/// A fresh folder under the system's temp dir, for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "aimass-{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `tests/configs/serve.toml`, with its placeholders filled in, written to
+/// a folder of its own (so a test may edit it and reload).
+pub fn write_serve_config() -> std::path::PathBuf {
+    let plugins = Path::new(aimass_test_artifacts::SCALER)
+        .parent()
+        .expect("plugin folder");
+    let dir = temp_dir("serve");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/serve.toml"))
+            .expect("serve.toml")
+            .replace("@PLUGINS@", &plugins.display().to_string())
+            .replace("@DIGITS@", &digits_dir().display().to_string())
+            .replace("@CACHE@", &dir.join("cache").display().to_string());
+    let path = dir.join("serve.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// A real server, in this process, on `127.0.0.1:0`.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The config file it serves (a copy the test may edit).
+    pub config: std::path::PathBuf,
+    /// A client for it.
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), aimass::server::ServeError>>,
+}
+
+impl TestServer {
+    /// Serves `tests/configs/serve.toml` with `limits`, once it is ready.
+    pub async fn start(limits: aimass::server::Limits) -> TestServer {
+        let config = write_serve_config();
+        let server = aimass::server::Server::bind(aimass::server::ServeOptions {
+            config: config.clone(),
+            listen: "127.0.0.1:0".parse().expect("address"),
+            limits,
+        })
+        .await
+        .expect("bind");
+        let base = format!("http://{}", server.local_addr().expect("address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        loop {
+            let ready = client.get(format!("{base}/v2/health/ready")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(
+                !task.is_finished(),
+                "the server stopped while loading: {:?}",
+                task.await
+            );
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "not ready after 120 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        TestServer {
+            base,
+            config,
+            client,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs `body` as JSON to `path`; the status and the parsed body
+    /// (`null` when empty).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request");
+        read_json(response).await
+    }
+
+    /// GETs `path`; the status and the parsed body (`null` when empty).
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        read_json(response).await
+    }
+
+    /// Signals shutdown and waits for the server to finish.
+    pub async fn stop(mut self) -> Result<(), aimass::server::ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.expect("server task")
+    }
+}
+
+/// A response's status and JSON body (`null` when empty).
+pub async fn read_json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, body)
+}

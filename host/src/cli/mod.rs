@@ -2,6 +2,8 @@
 
 mod check;
 mod inspect;
+mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -10,8 +12,26 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "aimass", version, about)]
 pub struct Cli {
+    /// Log lines as text for people, or one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        env = "AIMASS_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Text for people.
+    Human,
+    /// One JSON object per line, with the request's span fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +48,20 @@ enum Command {
         #[arg(env = "AIMASS_CONFIG")]
         config: PathBuf,
     },
+    /// Serve the config's models over HTTP (Open Inference Protocol v2).
+    Serve(serve::ServeArgs),
+    /// Run one inference without a server and print the v2 response.
+    Run {
+        /// The operator's config file.
+        #[arg(env = "AIMASS_CONFIG")]
+        config: PathBuf,
+        /// The model (a node or a hierarchy).
+        #[arg(env = "AIMASS_MODEL")]
+        model: String,
+        /// A v2 inference request as JSON (`-` reads stdin).
+        #[arg(long, env = "AIMASS_INPUT")]
+        input: PathBuf,
+    },
     /// Print the config file's JSON schema (generated from the types).
     Schema,
 }
@@ -38,6 +72,12 @@ impl Cli {
         match self.command {
             Command::Inspect { plugin } => inspect::run(&plugin).await,
             Command::Check { config } => check::run(&config).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Run {
+                config,
+                model,
+                input,
+            } => run::run(&config, &model, &input).await,
             Command::Schema => {
                 println!("{}", crate::config::json_schema());
                 Ok(())

@@ -10,6 +10,28 @@ use toml::Spanned;
 #[derive(Debug, Clone)]
 pub struct HierarchyOrder(pub Vec<String>);
 
+/// `model` and every model it calls, directly or not: what must be started
+/// to serve it alone. `None` when the config has no such model.
+pub fn model_closure(file: &ConfigFile, model: &str) -> Option<BTreeSet<String>> {
+    let hierarchies = hierarchy_refs(file);
+    if !hierarchies.contains_key(model) && !file.config.nodes.contains_key(model) {
+        return None;
+    }
+    let mut closure = BTreeSet::new();
+    let mut pending = vec![model.to_string()];
+    while let Some(name) = pending.pop() {
+        if let Some((_, refs)) = hierarchies.get(&name) {
+            pending.extend(
+                refs.iter()
+                    .filter(|r| !closure.contains(&r.name))
+                    .map(|r| r.name.clone()),
+            );
+        }
+        closure.insert(name);
+    }
+    Some(closure)
+}
+
 /// A reference from a hierarchy to a model, with where it is written.
 pub(super) struct ModelRef {
     pub key: String,

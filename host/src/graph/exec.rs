@@ -15,6 +15,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tracing::Instrument;
 
 /// One inference request to a model.
 #[derive(Debug, Default)]
@@ -196,7 +197,9 @@ impl Served {
                         },
                         Err(e) => tracing::warn!(shadow = %owner, "shadow not called: {e}"),
                     }
-                });
+                }
+                // The request's span (its id) follows the shadow's log lines.
+                .in_current_span());
                 call_bound(primary, context, take_bound(primary, inputs)?).await
             }
         }

@@ -11,7 +11,7 @@ mod exec;
 mod tensors;
 
 pub use build::build_models;
-pub use check::{HierarchyOrder, check_references};
+pub use check::{HierarchyOrder, check_references, model_closure};
 pub use exec::{Dropped, Request, Response, TraceEntry};
 
 use crate::nn::Signature;

@@ -71,9 +71,3 @@ fn start_epoch_ticker(engine: &Engine) {
         })
         .ok();
 }
-
-/// The number of epoch ticks that covers `timeout` (at least one).
-pub fn ticks_for(timeout: Duration) -> u64 {
-    let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros());
-    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
-}

@@ -85,6 +85,21 @@ impl RuntimeError {
                 | RuntimeError::OutOfMemory { .. }
         )
     }
+
+    /// The failure's kind as `/metrics` labels it.
+    pub fn metric_kind(&self) -> &'static str {
+        match self {
+            RuntimeError::Trap { .. } => "trap",
+            RuntimeError::Timeout { .. } => "timeout",
+            RuntimeError::OutOfMemory { .. } => "out_of_memory",
+            RuntimeError::Plugin { kind, .. } => match kind {
+                GuestErrorKind::InvalidInput => "invalid_input",
+                GuestErrorKind::Model => "model",
+                GuestErrorKind::Internal => "internal",
+            },
+            _ => "engine",
+        }
+    }
 }
 
 /// The three kinds of error a plugin may return, as the contract names them.

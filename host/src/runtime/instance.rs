@@ -1,7 +1,6 @@
 //! One running plugin instance: a store plus the contract's exports.
 
 use super::bindings::{ParamValue, SubModel};
-use super::engine::ticks_for;
 use super::error::{GuestErrorKind, RuntimeError};
 use super::info::ModelInfo;
 use super::state::HostState;
@@ -106,9 +105,10 @@ impl Instance {
     }
 
     fn arm_deadline(&mut self) {
-        self.store.data_mut().last_error = None;
-        self.store
-            .set_epoch_deadline(ticks_for(self.limits.call_timeout));
+        let state = self.store.data_mut();
+        state.last_error = None;
+        state.deadline = std::time::Instant::now() + self.limits.call_timeout;
+        self.store.set_epoch_deadline(1);
     }
 
     /// Says why a call failed in the host's terms: out of memory (the

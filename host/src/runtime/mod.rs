@@ -115,7 +115,18 @@ impl Runtime {
         let state = HostState::new(node, nn, MemoryCap::new(limits.memory_bytes));
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        store.set_epoch_deadline(engine::ticks_for(limits.call_timeout));
+        // At every epoch tick a running plugin yields to the executor, so a
+        // looping plugin holds no worker thread and a caller's timeout can
+        // cancel it; past its own deadline it is interrupted (a trap).
+        store.data_mut().deadline = std::time::Instant::now() + limits.call_timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|store| {
+            if std::time::Instant::now() >= store.data().deadline {
+                Ok(wasmtime::UpdateDeadline::Interrupt)
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
         let model = plugin
             .pre()
             .instantiate_async(&mut store)

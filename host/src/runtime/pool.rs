@@ -9,7 +9,9 @@ use super::graphs::GrantedGraphs;
 use super::info::ModelInfo;
 use super::instance::{Instance, InstanceLimits, NamedTensor};
 use super::plugin::Plugin;
+use crate::metrics;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::Semaphore;
 
 /// Whether instances carry over between requests.
@@ -100,16 +102,26 @@ impl NodePool {
 
     /// Runs one inference on an instance of this node.
     pub async fn infer(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, RuntimeError> {
+        let node = &self.spec.node;
+        let waiting = Instant::now();
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| RuntimeError::Engine("the node is shutting down".into()))?;
+        metrics::queued(node, waiting.elapsed());
+        let _in_use = metrics::InUse::enter(node);
+        let started = Instant::now();
         let mut instance = match self.take_idle() {
             Some(instance) => instance,
             None => new_instance(&self.runtime, &self.plugin, &self.spec).await?,
         };
         let result = instance.infer(inputs).await;
+        metrics::node_call(
+            node,
+            started.elapsed(),
+            result.as_ref().err().map(RuntimeError::metric_kind),
+        );
         match &result {
             Err(error) if error.poisons_instance() => {
                 tracing::warn!(node = %self.spec.node, "discarding instance: {error}");

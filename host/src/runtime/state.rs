@@ -18,6 +18,8 @@ pub struct HostState {
     /// The last error the plugin logged, attached to a trap that follows it
     /// (the SDK logs a panic's message just before the trap).
     pub(crate) last_error: Option<String>,
+    /// When the current call must end.
+    pub(crate) deadline: std::time::Instant,
     budget: LogBudget,
 }
 
@@ -40,6 +42,7 @@ impl HostState {
             memory,
             node: node.to_string(),
             last_error: None,
+            deadline: std::time::Instant::now(),
             budget,
         }
     }

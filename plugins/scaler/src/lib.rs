@@ -83,6 +83,7 @@ impl SubModel for Scaler {
             "graph-input",
             "graph-output",
             "projected",
+            "features",
         ])?;
         let offset = Coefficients::from_params(params, "offset", 0.0)?;
         let scale = Coefficients::from_params(params, "scale", 1.0)?;
@@ -93,6 +94,22 @@ impl SubModel for Scaler {
                 )));
             }
             (a, b) => a.or(b),
+        };
+        // A scalar offset and scale fit any width; `features` pins it, so
+        // the declared input shape tells clients what to send.
+        let features = match (features, params.get::<i64>("features")?) {
+            (None, Some(n)) if n > 0 => Some(n as usize),
+            (Some(width), Some(n)) if width as i64 != n => {
+                return Err(aimass_sdk::Error::invalid_input(format!(
+                    "parameter `features` is {n} but `offset`/`scale` have {width} values"
+                )));
+            }
+            (_, Some(n)) if n <= 0 => {
+                return Err(aimass_sdk::Error::invalid_input(format!(
+                    "parameter `features` must be positive, got {n}"
+                )));
+            }
+            (width, _) => width,
         };
         if features == Some(0) {
             return Err(aimass_sdk::Error::invalid_input(
@@ -197,6 +214,23 @@ mod tests {
         assert_eq!(
             err.message(),
             "input `x`: expected shape [-1, 3], got [1, 2]"
+        );
+    }
+
+    #[test]
+    fn features_pins_the_width_of_a_scalar_scale() {
+        let pinned = Params::new()
+            .with("scale", ParamValue::Number(2.0))
+            .with("features", ParamValue::Integer(4));
+        let scaler = Scaler::init(&pinned).unwrap();
+        assert_eq!(scaler.info().inputs[0].shape, vec![-1, 4]);
+        let clash = Params::new()
+            .with("scale", ParamValue::Numbers(vec![1.0; 3]))
+            .with("features", ParamValue::Integer(4));
+        let err = Scaler::init(&clash).err().unwrap();
+        assert_eq!(
+            err.message(),
+            "parameter `features` is 4 but `offset`/`scale` have 3 values"
         );
     }
 }

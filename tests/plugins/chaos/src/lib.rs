@@ -11,6 +11,10 @@
 //! (input `x` [N, F], outputs `label`, `probabilities` [N, C], `confidence`),
 //! so it can stand in an ensemble or cascade; the init parameter `action`
 //! then says what every call does (0 answers uniform probabilities).
+//!
+//! With the init parameter `echo = "FP16" | "FP32" | "FP64" | "BF16" | "U8" |
+//! "I32" | "I64"` it declares one input `x` of that type, shape [N, M], and
+//! answers it back unchanged as `x`: a fixture for every element type.
 
 use aimass_sdk::{
     DType, Error, Graph, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors,
@@ -22,6 +26,8 @@ struct Chaos {
     graph: Option<Graph>,
     /// Posing as a classifier: (classes, action).
     pose: Option<(u32, i64)>,
+    /// Posing as an echo of this type.
+    echo: Option<DType>,
 }
 
 impl SubModel for Chaos {
@@ -34,7 +40,24 @@ impl SubModel for Chaos {
     }
 
     fn init(params: &Params) -> Result<Self> {
-        params.deny_unknown(&["classes", "action"])?;
+        params.deny_unknown(&["classes", "action", "echo"])?;
+        let echo = match params.get::<String>("echo")?.as_deref() {
+            None => None,
+            Some(name) => Some(
+                [
+                    DType::Fp16,
+                    DType::Fp32,
+                    DType::Fp64,
+                    DType::Bf16,
+                    DType::U8,
+                    DType::I32,
+                    DType::I64,
+                ]
+                .into_iter()
+                .find(|d| d.to_string() == name)
+                .ok_or_else(|| Error::invalid_input(format!("unknown echo type `{name}`")))?,
+            ),
+        };
         let pose = match params.get::<i64>("classes")? {
             Some(classes) => Some((classes as u32, params.get_or("action", 0i64)?)),
             None => None,
@@ -44,10 +67,17 @@ impl SubModel for Chaos {
             calls: 0,
             graph: None,
             pose,
+            echo,
         })
     }
 
     fn info(&self) -> ModelInfo {
+        if let Some(dtype) = self.echo {
+            return ModelInfo::new("chaos", "0.1.0", ModelKind::Other)
+                .description("test fixture echoing its input")
+                .input("x", dtype, &[-1, -1])
+                .output("x", dtype, &[-1, -1]);
+        }
         match self.pose {
             None => Self::describe(),
             Some((classes, _)) => ModelInfo::new("chaos", "0.1.0", ModelKind::Classifier)
@@ -61,6 +91,9 @@ impl SubModel for Chaos {
 
     fn infer(&mut self, mut inputs: Tensors) -> Result<Tensors> {
         self.calls += 1;
+        if self.echo.is_some() {
+            return Ok(Tensors::new().with("x", inputs.take("x")?));
+        }
         let action = match self.pose {
             Some((classes, 0)) => {
                 let rows = inputs.take("x")?.shape()[0] as usize;

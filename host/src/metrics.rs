@@ -1,0 +1,102 @@
+//! Every metric aimass records, in one place: names, labels and histogram
+//! buckets. Recording is a no-op until [`install`] sets up the Prometheus
+//! recorder, so the library costs nothing when no server scrapes it.
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Inference requests per model, by HTTP status.
+pub const REQUESTS: &str = "aimass_requests_total";
+/// Inference requests that failed, per model and status.
+pub const REQUEST_FAILURES: &str = "aimass_request_failures_total";
+/// Time from a request's arrival to its answer, per model.
+pub const REQUEST_SECONDS: &str = "aimass_request_duration_seconds";
+/// Requests refused before reaching a model (overloaded, too large).
+pub const REJECTED: &str = "aimass_requests_rejected_total";
+/// One call of one node: waiting for an instance excluded.
+pub const NODE_SECONDS: &str = "aimass_node_duration_seconds";
+/// Time a call waited for a free instance of its node.
+pub const QUEUE_SECONDS: &str = "aimass_node_queue_duration_seconds";
+/// Instances of a node running a call right now.
+pub const INSTANCES_IN_USE: &str = "aimass_node_instances_in_use";
+/// Failed plugin calls per node, by kind (trap, timeout, out_of_memory,
+/// invalid_input, model, internal).
+pub const PLUGIN_FAILURES: &str = "aimass_plugin_failures_total";
+/// Model loads through the repository API, by outcome.
+pub const RELOADS: &str = "aimass_model_loads_total";
+
+/// Seconds: 50 µs to 10 s, enough resolution for a 5 µs node and a slow
+/// hierarchy alike.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once; later calls return
+/// the same handle). `None` when another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS).ok()?;
+            builder.install_recorder().ok()
+        })
+        .clone()
+}
+
+/// A finished inference request.
+pub fn request(model: &str, status: u16, elapsed: Duration) {
+    let model = model.to_string();
+    counter!(REQUESTS, "model" => model.clone(), "status" => status.to_string()).increment(1);
+    if status >= 400 {
+        counter!(REQUEST_FAILURES, "model" => model.clone(), "status" => status.to_string())
+            .increment(1);
+    }
+    histogram!(REQUEST_SECONDS, "model" => model).record(elapsed.as_secs_f64());
+}
+
+/// A request refused before it reached a model.
+pub fn rejected(reason: &'static str) {
+    counter!(REJECTED, "reason" => reason).increment(1);
+}
+
+/// A node call's wait for an instance.
+pub fn queued(node: &str, waited: Duration) {
+    histogram!(QUEUE_SECONDS, "node" => node.to_string()).record(waited.as_secs_f64());
+}
+
+/// A node call that ran, and how it ended (`None` for success).
+pub fn node_call(node: &str, ran: Duration, failure: Option<&'static str>) {
+    histogram!(NODE_SECONDS, "node" => node.to_string()).record(ran.as_secs_f64());
+    if let Some(kind) = failure {
+        counter!(PLUGIN_FAILURES, "node" => node.to_string(), "kind" => kind).increment(1);
+    }
+}
+
+/// A model load through the repository API.
+pub fn model_load(model: &str, ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    counter!(RELOADS, "model" => model.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// Counts a node's busy instances for as long as it lives, so a call that
+/// is cancelled half-way still gives its instance back on the gauge.
+#[derive(Debug)]
+pub struct InUse(String);
+
+impl InUse {
+    /// One more instance of `node` is busy.
+    pub fn enter(node: &str) -> InUse {
+        gauge!(INSTANCES_IN_USE, "node" => node.to_string()).increment(1.0);
+        InUse(node.to_string())
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        gauge!(INSTANCES_IN_USE, "node" => std::mem::take(&mut self.0)).decrement(1.0);
+    }
+}

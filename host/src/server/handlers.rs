@@ -1,0 +1,379 @@
+//! One function per endpoint of the Open Inference Protocol, plus the
+//! Triton extensions tritonclient calls and `/metrics`.
+
+use super::codec::{self, HEADER_LENGTH};
+use super::error::ApiError;
+use super::protocol::{ModelMetadata, ServerMetadata, TensorMetadata};
+use super::state::{Phases, ServerState};
+use crate::graph::Served;
+use crate::runtime::{Dtype, TensorSpec};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Shared = State<Arc<ServerState>>;
+
+/// A model (and maybe version) named in the path; a malformed one is a
+/// `{"error"}` 400 like every other mistake.
+#[derive(Debug, serde::Deserialize)]
+pub struct ModelPath {
+    model: String,
+    version: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ModelPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<ModelPath>::from_request_parts(parts, state)
+            .await
+            .map(|Path(path)| path)
+            .map_err(|e| ApiError::BadRequest(format!("bad model path: {}", e.body_text())))
+    }
+}
+
+/// `GET /v2`.
+pub async fn server_metadata() -> Json<ServerMetadata> {
+    Json(ServerMetadata {
+        name: "aimass",
+        version: env!("CARGO_PKG_VERSION"),
+        extensions: vec![
+            "binary_tensor_data",
+            "model_repository",
+            "model_configuration",
+            "statistics",
+            "parameters",
+        ],
+    })
+}
+
+/// `GET /v2/health/live`: the process answers.
+pub async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+/// `GET /v2/health/ready`: loaded and not shutting down.
+pub async fn ready(State(state): Shared) -> Result<StatusCode, ApiError> {
+    if state.is_ready() {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::Unavailable(
+            "the server is not ready: loading its models or shutting down".into(),
+        ))
+    }
+}
+
+/// `GET /v2/models` (KServe): the names of the models ready to serve.
+pub async fn list_models(State(state): Shared) -> Json<Value> {
+    let names: Vec<String> = state
+        .ready_models()
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    Json(json!({ "models": names }))
+}
+
+/// `GET /v2/models/{m}[/versions/{v}]`.
+pub async fn model_metadata(
+    State(state): Shared,
+    path: ModelPath,
+) -> Result<Json<ModelMetadata>, ApiError> {
+    let model = state.model(&path.model, path.version.as_deref())?;
+    let tensors = |specs: &[TensorSpec]| {
+        specs
+            .iter()
+            .map(|s| TensorMetadata {
+                name: s.name.clone(),
+                datatype: s.dtype.name(),
+                shape: s.shape.clone(),
+            })
+            .collect()
+    };
+    Ok(Json(ModelMetadata {
+        name: model.name.clone(),
+        versions: vec!["1".into()],
+        platform: format!("aimass_{}", model.kind.name()),
+        inputs: tensors(&model.signature.inputs),
+        outputs: tensors(&model.signature.outputs),
+    }))
+}
+
+/// `GET /v2/models/{m}[/versions/{v}]/ready`.
+pub async fn model_ready(State(state): Shared, path: ModelPath) -> Result<StatusCode, ApiError> {
+    state.model(&path.model, path.version.as_deref())?;
+    Ok(StatusCode::OK)
+}
+
+/// `GET /v2/models/{m}[/versions/{v}]/config`: Triton's model configuration.
+pub async fn model_config(State(state): Shared, path: ModelPath) -> Result<Json<Value>, ApiError> {
+    let model = state.model(&path.model, path.version.as_deref())?;
+    let tensors = |specs: &[TensorSpec]| -> Vec<Value> {
+        specs
+            .iter()
+            .map(|s| json!({ "name": s.name, "data_type": triton_type(s.dtype), "dims": s.shape }))
+            .collect()
+    };
+    let members: Vec<String> = model.members().iter().map(|m| m.name.clone()).collect();
+    Ok(Json(json!({
+        "name": model.name,
+        "platform": format!("aimass_{}", model.kind.name()),
+        "backend": "aimass",
+        // Batches travel in the tensors' leading dimension, which the
+        // signature already shows as -1.
+        "max_batch_size": 0,
+        "input": tensors(&model.signature.inputs),
+        "output": tensors(&model.signature.outputs),
+        "parameters": {
+            "kind": { "string_value": model.kind.name() },
+            "members": { "string_value": members.join(",") },
+        },
+    })))
+}
+
+fn triton_type(dtype: Dtype) -> String {
+    format!("TYPE_{}", dtype.name())
+}
+
+/// `GET /v2/models/stats`.
+pub async fn all_stats(State(state): Shared) -> Json<Value> {
+    let stats: Vec<Value> = state
+        .all_stats()
+        .iter()
+        .map(|(name, s)| s.to_json(name))
+        .collect();
+    Json(json!({ "model_stats": stats }))
+}
+
+/// `GET /v2/models/{m}[/versions/{v}]/stats`.
+pub async fn model_stats(State(state): Shared, path: ModelPath) -> Result<Json<Value>, ApiError> {
+    let model = state.model(&path.model, path.version.as_deref())?;
+    let stats = state.stats(&model.name).to_json(&model.name);
+    Ok(Json(json!({ "model_stats": [stats] })))
+}
+
+/// `POST /v2/repository/index` (an empty body is accepted).
+pub async fn repository_index(State(state): Shared, body: Body) -> Result<Json<Value>, ApiError> {
+    let body = read_body(body, 64 << 10).await?;
+    let ready_only = match optional_object(&body)? {
+        Some(object) => object
+            .get("ready")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        None => false,
+    };
+    Ok(Json(json!(state.index(ready_only))))
+}
+
+/// `POST /v2/repository/models/{m}/load`: re-read the config and swap in a
+/// fresh copy of the model.
+pub async fn load(
+    State(state): Shared,
+    path: ModelPath,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let body = read_body(body, 64 << 10).await?;
+    if let Some(object) = optional_object(&body)?
+        && let Some(parameters) = object.get("parameters").and_then(Value::as_object)
+        && let Some(key) = parameters
+            .keys()
+            .find(|k| *k == "config" || k.starts_with("file:"))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "load parameter `{key}` is not supported: aimass loads models from its config file \
+             ({}); edit it and load again",
+            state.config.display()
+        )));
+    }
+    let result = state.load(&path.model).await;
+    crate::metrics::model_load(&path.model, result.is_ok());
+    let took = result?;
+    tracing::info!(model = %path.model, "loaded in {} ms", took.as_millis());
+    Ok(StatusCode::OK)
+}
+
+/// `POST /v2/repository/models/{m}/unload`.
+pub async fn unload(
+    State(state): Shared,
+    path: ModelPath,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let body = read_body(body, 64 << 10).await?;
+    optional_object(&body)?;
+    state.unload(&path.model)?;
+    tracing::info!(model = %path.model, "unloaded");
+    Ok(StatusCode::OK)
+}
+
+/// `GET /metrics` in Prometheus' text format.
+pub async fn metrics() -> Result<Response, ApiError> {
+    let handle = crate::metrics::install().ok_or_else(|| {
+        ApiError::Unavailable("another metrics recorder owns this process".into())
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
+}
+
+/// Anything else.
+pub async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no endpoint {method} {}", uri.path()))
+}
+
+/// A known path with the wrong method.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let body = json!({ "error": format!("{} does not take {method}", uri.path()) });
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}
+
+/// `POST /v2/models/{m}[/versions/{v}]/infer`.
+pub async fn infer(
+    State(state): Shared,
+    path: ModelPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    let model = state.model(&path.model, path.version.as_deref())?;
+    // Taken before the body is read, so the limit also bounds the memory
+    // held by bodies in flight.
+    let Ok(_permit) = state.inflight.clone().try_acquire_owned() else {
+        crate::metrics::rejected("overloaded");
+        return Err(ApiError::Unavailable(format!(
+            "the server is at its limit of {} inference requests at once; retry later",
+            state.limits.max_concurrency
+        )));
+    };
+    let stats = state.stats(&model.name);
+    let result = answer(&state, &model, &headers, body, arrived).await;
+    let total = arrived.elapsed();
+    match &result {
+        Ok((rows, phases, _)) => stats.success(*rows, total, *phases),
+        Err(_) => stats.failure(total),
+    }
+    let status = result
+        .as_ref()
+        .map_or_else(|e| e.status(), |_| StatusCode::OK);
+    crate::metrics::request(&model.name, status.as_u16(), total);
+    result.map(|(_, _, response)| response)
+}
+
+async fn answer(
+    state: &ServerState,
+    model: &Arc<Served>,
+    headers: &HeaderMap,
+    body: Body,
+    arrived: Instant,
+) -> Result<(u64, Phases, Response), ApiError> {
+    let bytes = read_body(body, state.limits.max_body_bytes)
+        .await
+        .inspect_err(|e| {
+            if matches!(e, ApiError::TooLarge(_)) {
+                crate::metrics::rejected("too_large");
+            }
+        })?;
+    let json_length = match headers.get(HEADER_LENGTH) {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ApiError::BadRequest("header Inference-Header-Content-Length is not text".into())
+        })?),
+        None => None,
+    };
+    let (json, binary) = codec::split_body(json_length, &bytes)?;
+    let decoded = codec::decode(model, json, binary)?;
+    let id = decoded.request.id.clone();
+    let decoded_at = Instant::now();
+    let timeout = state.limits.request_timeout;
+    let response = tokio::time::timeout(timeout, model.run(decoded.request))
+        .await
+        .map_err(|_| {
+            ApiError::Unavailable(format!(
+                "model `{}` did not answer within the server's request timeout of {} ms",
+                model.name,
+                timeout.as_millis()
+            ))
+        })??;
+    let ran_at = Instant::now();
+    let encoded = codec::encode(model, id, response, &decoded.outputs)?;
+    let phases = Phases {
+        input: decoded_at - arrived,
+        infer: ran_at - decoded_at,
+        output: ran_at.elapsed(),
+    };
+    let mut response = encoded.body.into_response();
+    let response_headers = response.headers_mut();
+    match encoded.json_length {
+        Some(length) => {
+            response_headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            response_headers.insert(HEADER_LENGTH, HeaderValue::from(length));
+        }
+        None => {
+            response_headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+    }
+    Ok((decoded.rows, phases, response))
+}
+
+/// Past the limit, the rest of the body is still read (up to this much
+/// more, or this long) before answering 413: a server that closes a socket
+/// with unread data makes the kernel reset the connection, and the client
+/// would see a broken pipe instead of the error.
+const DRAIN_BYTES: usize = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Reads a whole body, refusing one over `limit` bytes with 413.
+async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    let mut total = 0usize;
+    let mut over_since = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            bytes.extend_from_slice(&chunk);
+            continue;
+        }
+        let since = *over_since.get_or_insert_with(Instant::now);
+        if total > limit.saturating_add(DRAIN_BYTES) || since.elapsed() > DRAIN_TIME {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(ApiError::TooLarge(format!(
+            "the request body is over the server's limit of {limit} bytes \
+             (raise it with --max-body-bytes)"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// An optional JSON object body (empty is fine).
+fn optional_object(body: &[u8]) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(object)) => Ok(Some(object)),
+        Ok(other) => Err(ApiError::BadRequest(format!(
+            "the body must be a JSON object, got {other}"
+        ))),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}

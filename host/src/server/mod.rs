@@ -1,0 +1,233 @@
+//! The HTTP server: the Open Inference Protocol (KServe v2) over hyper,
+//! with the binary tensor extension and the Triton extensions tritonclient
+//! uses, hot reload through the repository API, Prometheus metrics and a
+//! request id on every log line.
+
+mod codec;
+mod error;
+mod handlers;
+mod protocol;
+mod state;
+
+pub use codec::{Decoded, Encoded, OutputChoice, decode, encode, split_body};
+pub use error::ApiError;
+pub use state::{Limits, ModelStats, ServerState};
+
+use crate::config::ConfigErrors;
+use crate::repository::Repository;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The operator's config file.
+    pub config: PathBuf,
+    /// Where to listen (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Body size, concurrency and time limits.
+    pub limits: Limits,
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config could not be loaded.
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// The listener failed.
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A bound server, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<ServerState>,
+}
+
+impl Server {
+    /// Binds the address; nothing is loaded yet.
+    pub async fn bind(options: ServeOptions) -> Result<Server, ServeError> {
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        // Installed before any model runs, so that no count is lost.
+        crate::metrics::install();
+        Ok(Server {
+            listener,
+            state: Arc::new(ServerState::new(options.config, options.limits)),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        self.listener.local_addr().map_err(ServeError::Serve)
+    }
+
+    /// The state the handlers share.
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight
+    /// finish. The server answers (live; not ready) while it loads the
+    /// config, and stops with the config's errors if that fails.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let state = self.state.clone();
+        let (failed, load_failure) = tokio::sync::oneshot::channel::<ConfigErrors>();
+        let loader = state.clone();
+        tokio::spawn(
+            async move {
+                match Repository::open(&loader.config).await {
+                    Ok(repository) => {
+                        let models = repository.models.len();
+                        loader.install(repository);
+                        tracing::info!(
+                            "ready: {models} models from {} in {} ms",
+                            loader.config.display(),
+                            loader.started.elapsed().as_millis()
+                        );
+                    }
+                    Err(errors) => {
+                        let _ = failed.send(errors);
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        let failure = Arc::new(std::sync::Mutex::new(None));
+        let stop = {
+            let failure = failure.clone();
+            let state = state.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => tracing::info!("shutting down: finishing requests in flight"),
+                    Ok(errors) = load_failure => {
+                        if let Ok(mut slot) = failure.lock() {
+                            *slot = Some(errors);
+                        }
+                    }
+                }
+                state.start_draining();
+            }
+        };
+        axum::serve(self.listener, router(state))
+            .with_graceful_shutdown(stop)
+            .await
+            .map_err(ServeError::Serve)?;
+        let failed = failure.lock().ok().and_then(|mut slot| slot.take());
+        match failed {
+            Some(errors) => Err(ServeError::Config(errors)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Every endpoint.
+pub fn router(state: Arc<ServerState>) -> Router {
+    use handlers::*;
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models", get(list_models))
+        .route("/v2/models/stats", get(all_stats))
+        .route("/v2/models/{model}", get(model_metadata))
+        .route("/v2/models/{model}/versions/{version}", get(model_metadata))
+        .route("/v2/models/{model}/ready", get(model_ready))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(model_ready),
+        )
+        .route("/v2/models/{model}/infer", post(infer))
+        .route("/v2/models/{model}/versions/{version}/infer", post(infer))
+        .route("/v2/models/{model}/config", get(model_config))
+        .route(
+            "/v2/models/{model}/versions/{version}/config",
+            get(model_config),
+        )
+        .route("/v2/models/{model}/stats", get(model_stats))
+        .route(
+            "/v2/models/{model}/versions/{version}/stats",
+            get(model_stats),
+        )
+        .route("/v2/repository/index", post(repository_index))
+        .route("/v2/repository/models/{model}/load", post(load))
+        .route("/v2/repository/models/{model}/unload", post(unload))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_span))
+        .with_state(state)
+}
+
+/// Runs each request in a span carrying its id (the client's
+/// `x-request-id`, or a new one), so every log line of the request, down to
+/// a plugin's own log, names it; the id is sent back in the same header.
+async fn request_span(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(new_request_id, str::to_string);
+    let span = tracing::info_span!("request", id = %id);
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            %method, %path, status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64, "answered"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+fn new_request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    // Unique within the process, and unlikely to repeat across restarts.
+    let epoch = *EPOCH.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    format!(
+        "{:x}-{}",
+        epoch & 0xff_ffff_ffff,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
