@@ -1,1 +1,47 @@
-//! placeholder
+//! The stock Python `tritonclient[http]` against the real server: health,
+//! metadata, repository, config, statistics and inference with binary and
+//! JSON tensors (tests/conformance/tritonclient_conformance.py).
+//!
+//! `AIMASS_PYTHON` names a Python with `tritonclient[http]` and numpy
+//! (`.ci/run` makes one); without it the test is skipped, unless
+//! `AIMASS_REQUIRE_PYTHON` is set, as it is in CI.
+
+use aimass::server::Limits;
+use aimass_tests::{TestServer, digits_dir};
+use std::path::Path;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tritonclient_conformance() {
+    let Ok(python) = std::env::var("AIMASS_PYTHON") else {
+        assert!(
+            std::env::var_os("AIMASS_REQUIRE_PYTHON").is_none(),
+            "AIMASS_REQUIRE_PYTHON is set but AIMASS_PYTHON is not"
+        );
+        eprintln!("skipped: set AIMASS_PYTHON to a Python with tritonclient[http]");
+        return;
+    };
+    let server = TestServer::start(Limits::default()).await;
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/tritonclient_conformance.py");
+    let host = server.base.trim_start_matches("http://").to_string();
+    let csv = digits_dir().join("data/test.csv");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&host)
+            .arg(&csv)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "conformance failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    eprintln!("{stdout}");
+    server.stop().await.unwrap();
+}
