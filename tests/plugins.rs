@@ -129,7 +129,7 @@ async fn scaler() {
     assert_eq!(
         err.to_string(),
         "plugin `scaler`: init failed: invalid-input: unknown parameter `sacle`; \
-         this plugin takes: [offset, scale, graph, graph-input, graph-output, projected]"
+         this plugin takes: [offset, scale, graph, graph-input, graph-output, projected, features]"
     );
 }
 

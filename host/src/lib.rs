@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod eval;
 pub mod graph;
 pub mod metrics;
 pub mod nn;

@@ -1,6 +1,7 @@
 //! The `aimass` command line.
 
 mod check;
+mod eval;
 mod inspect;
 mod run;
 mod serve;
@@ -62,6 +63,22 @@ enum Command {
         #[arg(long, env = "AIMASS_INPUT")]
         input: PathBuf,
     },
+    /// Score a classifier on a labelled CSV: accuracy, macro P/R/F1, ROC
+    /// AUC, confusion matrix, per-class recall, latency, cascade stages.
+    Eval {
+        /// The operator's config file.
+        #[arg(env = "AIMASS_CONFIG")]
+        config: PathBuf,
+        /// The model (a node or a hierarchy) to score.
+        #[arg(long, env = "AIMASS_MODEL")]
+        model: String,
+        /// A CSV with a header: feature columns and `label`.
+        #[arg(long, env = "AIMASS_DATA")]
+        data: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long, env = "AIMASS_JSON")]
+        json: bool,
+    },
     /// Print the config file's JSON schema (generated from the types).
     Schema,
 }
@@ -73,6 +90,12 @@ impl Cli {
             Command::Inspect { plugin } => inspect::run(&plugin).await,
             Command::Check { config } => check::run(&config).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Eval {
+                config,
+                model,
+                data,
+                json,
+            } => eval::run(&config, &model, &data, json).await,
             Command::Run {
                 config,
                 model,

@@ -1,0 +1,29 @@
+//! `aimass eval CONFIG --model NAME --data FILE.csv [--json]`.
+
+use crate::eval::{Dataset, evaluate, render};
+use crate::repository::Repository;
+use std::path::Path;
+
+/// Evaluates `model` on `data` and prints the report.
+pub async fn run(config: &Path, model: &str, data: &Path, json: bool) -> Result<(), String> {
+    let dataset = Dataset::read_csv(data)?;
+    let repository = Repository::open(config).await.map_err(|e| e.to_string())?;
+    let served = repository.models.get(model).ok_or_else(|| {
+        let names: Vec<&str> = repository.models.keys().map(String::as_str).collect();
+        format!(
+            "{} has no model `{model}` (its models: {})",
+            config.display(),
+            names.join(", ")
+        )
+    })?;
+    let report = evaluate(served, &dataset, &data.display().to_string()).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(())
+}
