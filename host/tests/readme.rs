@@ -155,6 +155,37 @@ async fn the_readme_serves_and_answers_as_printed() {
         assert!(right >= 6, "{stdout}");
     }
 
+    // The eval command the example's README shows its table was made with
+    // (as JSON, for the test to read).
+    let digits_readme = std::fs::read_to_string(root.join("examples/digits/README.md")).unwrap();
+    let eval = blocks(&digits_readme, "sh")
+        .into_iter()
+        .find(|b| b.contains(" eval "))
+        .expect("an eval command");
+    let (_, args) = eval
+        .trim()
+        .split_once("cargo run --release -p aimass -- ")
+        .expect("runs aimass");
+    let output = Command::new(env!("CARGO_BIN_EXE_aimass"))
+        .args(args.split_whitespace())
+        .arg("--json")
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["model"], "digits");
+    let accuracy = report["scores"]["accuracy"].as_f64().unwrap();
+    assert!(
+        digits_readme.contains(&format!("| `digits` (cascade at 0.9) | {accuracy:.4} |")),
+        "{accuracy}"
+    );
+    assert_eq!(report["stages"][0]["stage"], 0);
+
     // SIGTERM: a clean exit.
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

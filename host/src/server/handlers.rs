@@ -59,14 +59,18 @@ pub async fn live() -> StatusCode {
     StatusCode::OK
 }
 
-/// `GET /v2/health/ready`: loaded and not shutting down.
-pub async fn ready(State(state): Shared) -> Result<StatusCode, ApiError> {
+/// `GET /v2/health/ready`: loaded and not shutting down. Answered without
+/// logging: probes poll it, and "not yet" is expected while loading.
+pub async fn ready(State(state): Shared) -> Response {
     if state.is_ready() {
-        Ok(StatusCode::OK)
+        StatusCode::OK.into_response()
     } else {
-        Err(ApiError::Unavailable(
-            "the server is not ready: loading its models or shutting down".into(),
-        ))
+        let error = "the server is not ready: loading its models or shutting down";
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": error })),
+        )
+            .into_response()
     }
 }
 
