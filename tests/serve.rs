@@ -2,7 +2,7 @@
 //! Protocol, JSON and binary tensors, each error status, and the limits.
 
 use aimass::server::Limits;
-use aimass_tests::{TestServer, digits_test_rows, read_json};
+use aimass_tests::{TestServer, chaos_request, digits_test_rows, read_json};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -635,13 +635,9 @@ async fn bad_requests_get_400_naming_what_was_wrong() {
     );
 
     // A plugin's own invalid-input error is a 400 with its message.
-    let action = |a: i64| {
-        json!({"inputs": [
-            {"name": "action", "shape": [1], "datatype": "INT64", "data": [a]},
-            {"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]},
-        ]})
-    };
-    let (status, error) = server.post_json("/v2/models/chaos/infer", &action(9)).await;
+    let (status, error) = server
+        .post_json("/v2/models/chaos/infer", &chaos_request(9))
+        .await;
     assert_eq!(status, 400);
     assert!(
         error["error"]
@@ -665,13 +661,9 @@ async fn bad_requests_get_400_naming_what_was_wrong() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_plugin_fails_only_its_request_with_its_message() {
     let server = TestServer::start(Limits::default()).await;
-    let action = |a: i64| {
-        json!({"inputs": [
-            {"name": "action", "shape": [1], "datatype": "INT64", "data": [a]},
-            {"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]},
-        ]})
-    };
-    let (status, error) = server.post_json("/v2/models/chaos/infer", &action(3)).await;
+    let (status, error) = server
+        .post_json("/v2/models/chaos/infer", &chaos_request(3))
+        .await;
     assert_eq!(status, 500);
     assert!(
         error["error"]
@@ -680,7 +672,9 @@ async fn a_failing_plugin_fails_only_its_request_with_its_message() {
             .contains("chaos was asked to panic"),
         "{error}"
     );
-    let (status, error) = server.post_json("/v2/models/chaos/infer", &action(1)).await;
+    let (status, error) = server
+        .post_json("/v2/models/chaos/infer", &chaos_request(1))
+        .await;
     assert_eq!(status, 500);
     assert!(
         error["error"]
@@ -689,7 +683,9 @@ async fn a_failing_plugin_fails_only_its_request_with_its_message() {
             .contains("ran past its 300ms limit"),
         "{error}"
     );
-    let (status, error) = server.post_json("/v2/models/chaos/infer", &action(2)).await;
+    let (status, error) = server
+        .post_json("/v2/models/chaos/infer", &chaos_request(2))
+        .await;
     assert_eq!(status, 500);
     assert!(
         error["error"]
@@ -698,7 +694,9 @@ async fn a_failing_plugin_fails_only_its_request_with_its_message() {
             .contains("ran out of memory"),
         "{error}"
     );
-    let (status, answer) = server.post_json("/v2/models/chaos/infer", &action(0)).await;
+    let (status, answer) = server
+        .post_json("/v2/models/chaos/infer", &chaos_request(0))
+        .await;
     assert_eq!(
         (status, &answer["outputs"][0]["data"]),
         (200, &json!([1.0]))
@@ -756,10 +754,7 @@ async fn limits_answer_413_and_503_and_the_server_keeps_serving() {
 
     // Past the request timeout: 503, while the plugin is still looping
     // (its own limit is 300 ms).
-    let looping = json!({"inputs": [
-        {"name": "action", "shape": [1], "datatype": "INT64", "data": [1]},
-        {"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]},
-    ]});
+    let looping = chaos_request(1);
     let (status, error) = server.post_json("/v2/models/chaos/infer", &looping).await;
     assert_eq!(status, 503);
     assert!(
@@ -771,36 +766,43 @@ async fn limits_answer_413_and_503_and_the_server_keeps_serving() {
     );
 
     // One request at a time: a second one while the first runs gets 503.
-    let first = {
-        let client = server.client.clone();
-        let url = server.url("/v2/models/chaos/infer");
-        let body = looping.to_string();
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .body(body)
+    // The two race for the one slot, so a round where the probe won is
+    // played again.
+    let mut refused = None;
+    for _round in 0..5 {
+        let first = {
+            let client = server.client.clone();
+            let url = server.url("/v2/models/chaos/infer");
+            let body = looping.to_string();
+            tokio::spawn(async move {
+                read_json(client.post(url).body(body).send().await.unwrap()).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        for _ in 0..20 {
+            let response = server
+                .client
+                .post(server.url("/v2/models/digits/infer"))
+                .body(one.to_string())
                 .send()
                 .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    };
-    let mut refused = None;
-    for _ in 0..100 {
-        let response = server
-            .client
-            .post(server.url("/v2/models/digits/infer"))
-            .body(one.to_string())
-            .send()
-            .await
-            .unwrap();
-        if response.status() == 503 {
-            assert_eq!(response.headers()["retry-after"], "1");
-            refused = Some(read_json(response).await.1);
+                .unwrap();
+            if response.status() == 503 {
+                assert_eq!(response.headers()["retry-after"], "1");
+                refused = Some(read_json(response).await.1);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (status, error) = first.await.unwrap();
+        if refused.is_some() {
+            assert_eq!(status, 503);
+            assert!(
+                error["error"].as_str().unwrap().contains("request timeout"),
+                "{error}"
+            );
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let refused = refused.expect("no 503 while the server was full");
     assert!(
@@ -810,7 +812,6 @@ async fn limits_answer_413_and_503_and_the_server_keeps_serving() {
             .contains("limit of 1 inference requests at once"),
         "{refused}"
     );
-    assert_eq!(first.await.unwrap(), 503);
     assert_eq!(
         server.post_json("/v2/models/digits/infer", &one).await.0,
         200
@@ -821,10 +822,7 @@ async fn limits_answer_413_and_503_and_the_server_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_requests_in_flight_finish() {
     let server = TestServer::start(Limits::default()).await;
-    let looping = json!({"inputs": [
-        {"name": "action", "shape": [1], "datatype": "INT64", "data": [1]},
-        {"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]},
-    ]});
+    let looping = chaos_request(1);
     let in_flight = {
         let client = server.client.clone();
         let url = server.url("/v2/models/chaos/infer");

@@ -258,3 +258,12 @@ pub async fn read_json(response: reqwest::Response) -> (u16, serde_json::Value) 
     };
     (status, body)
 }
+
+/// A request to the `chaos` node of `tests/configs/serve.toml`: `action`
+/// says what it does (0 echo, 1 loop, 2 hog memory, 3 panic).
+pub fn chaos_request(action: i64) -> serde_json::Value {
+    serde_json::json!({"inputs": [
+        {"name": "action", "shape": [1], "datatype": "INT64", "data": [action]},
+        {"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]},
+    ]})
+}
