@@ -103,4 +103,5 @@ fn a_csv_with_mistakes_is_refused_naming_the_line() {
             .unwrap_err()
             .ends_with("bad.csv:2: 3 fields, the header has 2")
     );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -237,12 +237,17 @@ impl TestServer {
         read_json(response).await
     }
 
-    /// Signals shutdown and waits for the server to finish.
+    /// Signals shutdown, waits for the server to finish, and removes the
+    /// folder its config and compile cache were written to.
     pub async fn stop(mut self) -> Result<(), aimass::server::ServeError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.task.await.expect("server task")
+        let result = self.task.await.expect("server task");
+        if let Some(dir) = self.config.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        result
     }
 }
 
