@@ -533,6 +533,11 @@ async fn bad_requests_get_400_naming_what_was_wrong() {
             "input `pixels` of model `digits` must have shape [N, 64], got [64]",
         ),
         (
+            // A shape far bigger than the data reserves nothing.
+            pixels(json!([4_000_000_000u32, 64]), "FP32", json!(row)),
+            "input `pixels`: its shape holds 256000000000 elements but its data has 64",
+        ),
+        (
             pixels(json!([2, 64]), "FP32", json!(row)),
             "input `pixels`: its shape holds 128 elements but its data has 64",
         ),

@@ -3,7 +3,7 @@
 //! `aimass check`, `serve` and `eval` all start here.
 
 use crate::config::{ConfigError, ConfigErrors, ConfigFile, IsolationConfig, ParamConfig};
-use crate::graph::{Served, build_models, check_references, model_closure};
+use crate::graph::{HierarchyOrder, Served, build_models, check_references, model_closure};
 use crate::nn::{BackendKind, Device, GraphStore};
 use crate::runtime::bindings::ParamValue;
 use crate::runtime::{
@@ -43,9 +43,10 @@ impl Repository {
 
     /// Checks and starts everything in `file`.
     pub async fn start(file: ConfigFile) -> Result<Repository, ConfigErrors> {
-        check_references(&file)?;
+        // Checked before the engine is sized from the file's numbers.
+        let order = check_references(&file)?;
         let runtime = Arc::new(Self::engine(&file)?);
-        Self::start_with(file, runtime, None).await
+        Self::build(file, order, runtime, None).await
     }
 
     /// The engine `file` asks for.
@@ -71,7 +72,16 @@ impl Repository {
         runtime: Arc<Runtime>,
         only: Option<&str>,
     ) -> Result<Repository, ConfigErrors> {
-        let mut order = check_references(&file)?;
+        let order = check_references(&file)?;
+        Self::build(file, order, runtime, only).await
+    }
+
+    async fn build(
+        file: ConfigFile,
+        mut order: HierarchyOrder,
+        runtime: Arc<Runtime>,
+        only: Option<&str>,
+    ) -> Result<Repository, ConfigErrors> {
         let c = &file.config;
         let one = |e: ConfigError| ConfigErrors::one(e);
         let wanted = match only {

@@ -9,7 +9,7 @@ use super::graphs::GrantedGraphs;
 use super::info::ModelInfo;
 use super::instance::{Instance, InstanceLimits, NamedTensor};
 use super::plugin::Plugin;
-use crate::metrics;
+use crate::metrics::NodeMetrics;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -50,6 +50,7 @@ pub struct NodePool {
     info: ModelInfo,
     idle: Mutex<Vec<Instance>>,
     permits: Semaphore,
+    metrics: NodeMetrics,
 }
 
 impl std::fmt::Debug for NodePool {
@@ -77,6 +78,7 @@ impl NodePool {
         };
         Ok(NodePool {
             permits: Semaphore::new(spec.max_instances.max(1)),
+            metrics: NodeMetrics::new(&spec.node),
             runtime,
             plugin,
             spec,
@@ -102,23 +104,21 @@ impl NodePool {
 
     /// Runs one inference on an instance of this node.
     pub async fn infer(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, RuntimeError> {
-        let node = &self.spec.node;
         let waiting = Instant::now();
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| RuntimeError::Engine("the node is shutting down".into()))?;
-        metrics::queued(node, waiting.elapsed());
-        let _in_use = metrics::InUse::enter(node);
+        self.metrics.queued(waiting.elapsed());
+        let _in_use = self.metrics.busy();
         let started = Instant::now();
         let mut instance = match self.take_idle() {
             Some(instance) => instance,
             None => new_instance(&self.runtime, &self.plugin, &self.spec).await?,
         };
         let result = instance.infer(inputs).await;
-        metrics::node_call(
-            node,
+        self.metrics.call(
             started.elapsed(),
             result.as_ref().err().map(RuntimeError::metric_kind),
         );

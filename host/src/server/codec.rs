@@ -410,7 +410,9 @@ fn json_bytes(input: &str, dtype: Dtype, data: &Value, count: usize) -> Result<V
             "input `{input}`: BF16 data can only be sent as binary data"
         )));
     }
-    let mut elements = Vec::with_capacity(count);
+    // Not sized from `count`: the shape is the client's word, the data is
+    // what arrived, and a huge shape must not reserve memory it never sends.
+    let mut elements = Vec::new();
     flatten(data, &mut elements);
     if elements.len() != count {
         return Err(ApiError::BadRequest(format!(

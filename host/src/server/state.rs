@@ -218,6 +218,9 @@ impl ServerState {
     /// The statistics of `name`, kept across reloads.
     pub fn stats(&self, name: &str) -> Arc<ModelStats> {
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = stats.get(name) {
+            return existing.clone();
+        }
         stats.entry(name.to_string()).or_default().clone()
     }
 
