@@ -7,7 +7,8 @@ use aimass::runtime::InstanceLimits;
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
 use aimass_test_artifacts::{
-    CHAOS, CLASSIFIER_HEAD, PLUGIN_TEMPLATE, PROBER, SCALER, WRONG_WORLD, foreach_plugin,
+    CHAOS, CLASSIFIER_HEAD, HOSTILE, PLUGIN_TEMPLATE, PROBER, SCALER, WRONG_TYPES, WRONG_WORLD,
+    foreach_plugin,
 };
 use aimass_tests::{
     compute, digits_dir, digits_test_rows, f32_tensor, f32_values, instance, load, runtime,
@@ -317,6 +318,53 @@ fn wrong_world() {
         "plugin `calculator` does not implement the aimass sub-model contract: it does not \
          export `aimass:plugin/model@0.1.0` (its exports: [add]); build it with aimass-sdk \
          and `export_sub_model!`"
+    );
+}
+
+// Its attacks are tested in containment.rs.
+#[tokio::test]
+async fn hostile() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "hostile", HOSTILE);
+    let info = instance(&runtime, &plugin, "hostile")
+        .await
+        .info()
+        .await
+        .unwrap();
+    assert_eq!(info.inputs, vec![spec("x", Dtype::Fp32, &[-1, 10])]);
+    assert_eq!(info.outputs, vec![spec("y", Dtype::Fp32, &[-1, 10])]);
+}
+
+/// The contract's export names with other types: refused before it serves,
+/// and the message blames the plugin (not the node's params).
+#[tokio::test]
+async fn wrong_types() {
+    let runtime = runtime();
+    let path = std::path::Path::new(WRONG_TYPES);
+    let err = match runtime.load("impostor", path, None) {
+        Err(err) => err,
+        Ok(plugin) => runtime
+            .instantiate(
+                &plugin,
+                "impostor",
+                aimass_tests::no_graphs(),
+                InstanceLimits::default(),
+            )
+            .await
+            .unwrap_err(),
+    };
+    assert!(matches!(err, RuntimeError::WrongWorld { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "plugin `impostor` does not implement the aimass sub-model contract: its exports \
+             do not have the contract's types"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("rebuild it against aimass-sdk"),
+        "{message}"
     );
 }
 

@@ -32,6 +32,8 @@ async fn pool(
         },
         isolation,
         max_instances: 2,
+        max_queue: 16,
+        queue_timeout: std::time::Duration::from_secs(5),
     };
     NodePool::start(runtime.clone(), plugin, spec)
         .await
@@ -145,6 +147,8 @@ async fn bad_parameters_are_refused_when_the_node_starts() {
         limits: InstanceLimits::default(),
         isolation: Isolation::Pooled,
         max_instances: 1,
+        max_queue: 16,
+        queue_timeout: std::time::Duration::from_secs(5),
     };
     let err = NodePool::start(runtime, plugin, spec).await.unwrap_err();
     assert_eq!(
@@ -199,6 +203,8 @@ async fn a_wrong_tensor_handed_to_compute_is_an_error_not_a_panic() {
         limits: InstanceLimits::default(),
         isolation: Isolation::Pooled,
         max_instances: 1,
+        max_queue: 16,
+        queue_timeout: std::time::Duration::from_secs(5),
     };
     let node = NodePool::start(runtime.clone(), load(&runtime, "chaos", CHAOS), spec)
         .await

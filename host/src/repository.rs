@@ -197,18 +197,16 @@ impl Repository {
                     IsolationConfig::PerRequest => Isolation::PerRequest,
                 },
                 max_instances: p.max_instances as usize,
+                max_queue: p
+                    .max_queue
+                    .map_or(4 * p.max_instances as usize, |q| q as usize),
+                queue_timeout: Duration::from_millis(
+                    p.queue_timeout_ms.unwrap_or(*p.timeout_ms.get_ref()),
+                ),
             };
             let pool = NodePool::start(runtime.clone(), plugin.clone(), spec)
                 .await
-                .map_err(|e| {
-                    one(file
-                        .error(
-                            file.table_span("nodes", name),
-                            format!("nodes.{name}.params"),
-                            e.to_string(),
-                        )
-                        .fix("fix the node's params so the plugin's init accepts them"))
-                })?;
+                .map_err(|e| one(start_error(&file, name, plugin_name, &e)))?;
             nodes.insert(name.clone(), Arc::new(pool));
         }
         let models = build_models(&file, &order, nodes)?;
@@ -219,6 +217,46 @@ impl Repository {
             models,
         })
     }
+}
+
+/// Why a node did not start, blamed where the fix is: the node's params when
+/// `init` refused them, the plugin when it is broken, slow or wrong.
+fn start_error(
+    file: &ConfigFile,
+    node: &str,
+    plugin: &str,
+    error: &crate::runtime::RuntimeError,
+) -> ConfigError {
+    use crate::runtime::RuntimeError as E;
+    let (span, key, fix) = match error {
+        E::Plugin { .. } => {
+            return file
+                .error(
+                    file.table_span("nodes", node),
+                    format!("nodes.{node}.params"),
+                    error.to_string(),
+                )
+                .fix("fix the node's params so the plugin's init accepts them");
+        }
+        E::Timeout { .. } => (
+            file.table_span("plugins", plugin),
+            format!("plugins.{plugin}.timeout_ms"),
+            "the plugin did not start in time: fix the plugin, or raise `timeout_ms` if it              needs longer"
+                .to_string(),
+        ),
+        E::OutOfMemory { .. } => (
+            file.table_span("plugins", plugin),
+            format!("plugins.{plugin}.memory_mb"),
+            "raise `memory_mb`, or fix the plugin".to_string(),
+        ),
+        _ => (
+            file.table_span("plugins", plugin),
+            format!("plugins.{plugin}"),
+            "the plugin is at fault: rebuild it against aimass-sdk, or replace it".to_string(),
+        ),
+    };
+    file.error(span, key, format!("node `{node}`: {error}"))
+        .fix(fix)
 }
 
 fn param_value(value: &ParamConfig) -> ParamValue {

@@ -46,6 +46,8 @@ fn node(rt: &tokio::runtime::Runtime, runtime: &Arc<Runtime>, isolation: Isolati
         limits: InstanceLimits::default(),
         isolation,
         max_instances: 1,
+        max_queue: 16,
+        queue_timeout: std::time::Duration::from_secs(5),
     };
     let plugin = load(runtime, "chaos", CHAOS);
     rt.block_on(NodePool::start(runtime.clone(), plugin, spec))

@@ -1,9 +1,10 @@
 //! Helpers shared by the integration tests.
 
-use aimass::runtime::{EngineOptions, Instance, InstanceLimits, Plugin, Runtime};
+use aimass::runtime::{
+    EngineOptions, GrantedGraphs, Instance, InstanceLimits, NnState, Plugin, Runtime,
+};
 use std::path::Path;
-use wasmtime_wasi_nn::wit::WasiNnCtx;
-use wasmtime_wasi_nn::{InMemoryRegistry, Tensor, wit::TensorType};
+use wasmtime_wasi_nn::{Tensor, wit::TensorType};
 
 /// A runtime sized for tests.
 pub fn runtime() -> Runtime {
@@ -22,8 +23,8 @@ pub fn load(runtime: &Runtime, name: &str, path: &str) -> Plugin {
 }
 
 /// A wasi-nn context that grants no graphs at all.
-pub fn no_graphs() -> WasiNnCtx {
-    WasiNnCtx::new(Vec::new(), InMemoryRegistry::new().into())
+pub fn no_graphs() -> NnState {
+    GrantedGraphs::default().context()
 }
 
 /// An instance of `plugin` for node `node` with default limits and no graphs.
@@ -133,17 +134,23 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 /// `tests/configs/serve.toml`, with its placeholders filled in, written to
 /// a folder of its own (so a test may edit it and reload).
 pub fn write_serve_config() -> std::path::PathBuf {
+    write_config("configs/serve.toml")
+}
+
+/// The config at `relative` (from this crate's folder) with `@PLUGINS@`,
+/// `@DIGITS@` and `@CACHE@` filled in, written to a folder of its own.
+pub fn write_config(relative: &str) -> std::path::PathBuf {
     let plugins = Path::new(aimass_test_artifacts::SCALER)
         .parent()
         .expect("plugin folder");
     let dir = temp_dir("serve");
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/serve.toml"))
-            .expect("serve.toml")
-            .replace("@PLUGINS@", &plugins.display().to_string())
-            .replace("@DIGITS@", &digits_dir().display().to_string())
-            .replace("@CACHE@", &dir.join("cache").display().to_string());
-    let path = dir.join("serve.toml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(relative))
+        .unwrap_or_else(|e| panic!("{relative}: {e}"))
+        .replace("@PLUGINS@", &plugins.display().to_string())
+        .replace("@DIGITS@", &digits_dir().display().to_string())
+        .replace("@CACHE@", &dir.join("cache").display().to_string());
+    let name = Path::new(relative).file_name().expect("a file name");
+    let path = dir.join(name);
     std::fs::write(&path, text).expect("write config");
     path
 }
@@ -163,7 +170,13 @@ pub struct TestServer {
 impl TestServer {
     /// Serves `tests/configs/serve.toml` with `limits`, once it is ready.
     pub async fn start(limits: aimass::server::Limits) -> TestServer {
-        let config = write_serve_config();
+        Self::start_config("configs/serve.toml", limits).await
+    }
+
+    /// Serves the config at `relative` (see [`write_config`]) with `limits`,
+    /// once it is ready.
+    pub async fn start_config(relative: &str, limits: aimass::server::Limits) -> TestServer {
+        let config = write_config(relative);
         let server = aimass::server::Server::bind(aimass::server::ServeOptions {
             config: config.clone(),
             listen: "127.0.0.1:0".parse().expect("address"),

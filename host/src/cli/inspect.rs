@@ -1,10 +1,10 @@
 //! `aimass inspect PLUGIN.wasm`: what a plugin reports about itself.
 
-use crate::runtime::{EngineOptions, InstanceLimits, ModelInfo, Runtime, TensorSpec};
+use crate::runtime::{
+    EngineOptions, GrantedGraphs, InstanceLimits, ModelInfo, Runtime, TensorSpec,
+};
 use std::fmt::Write as _;
 use std::path::Path;
-use wasmtime_wasi_nn::InMemoryRegistry;
-use wasmtime_wasi_nn::wit::WasiNnCtx;
 
 /// Loads the plugin (which checks it against the contract), instantiates it
 /// with nothing granted, and prints its description.
@@ -19,7 +19,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let plugin = runtime.load(&name, path, None).map_err(|e| e.to_string())?;
-    let nn = WasiNnCtx::new(Vec::new(), InMemoryRegistry::new().into());
+    let nn = GrantedGraphs::default().context();
     let mut instance = runtime
         .instantiate(&plugin, &name, nn, InstanceLimits::default())
         .await

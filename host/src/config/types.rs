@@ -105,6 +105,14 @@ pub struct PluginConfig {
     /// Most instances per node.
     #[serde(default = "default_max_instances")]
     pub max_instances: u32,
+    /// Calls that may wait for a busy node's instance; past it a call is
+    /// refused at once (503). Default: 4 per instance.
+    #[serde(default)]
+    pub max_queue: Option<u32>,
+    /// The longest a call waits for an instance, in milliseconds (503
+    /// after it). Default: `timeout_ms`.
+    #[serde(default)]
+    pub queue_timeout_ms: Option<u64>,
     /// `pooled` (warm instances reused) or `per-request` (fresh each call).
     #[serde(default)]
     pub isolation: IsolationConfig,

@@ -1,16 +1,26 @@
-//! Host bindings generated from the contract in `wit/`.
+//! Host bindings generated from the contract in `wit/`, `wasi:nn` included.
 //!
-//! `wasi:nn` tensors in `infer` are mapped to the very type that
-//! `wasmtime-wasi-nn` keeps in the resource table, so a tensor handle can go
-//! from one plugin's output into another plugin's input, or into a wasi-nn
-//! `compute`, without its data being copied through guest memory.
+//! The host implements `wasi:nn` itself (see `wasi_nn`), so that every tensor
+//! a plugin creates is checked and charged to its memory cap, handles live
+//! only for the call they were given in, and `compute` can leave the async
+//! workers. Tensors in `infer` are the same handles `compute` takes, so a
+//! tensor goes from one plugin's output into another plugin's input, or into
+//! a wasi-nn `compute`, without its data being copied through guest memory.
 
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "aimass:plugin/sub-model",
     exports: { default: async },
+    imports: {
+        // Native compute may run on a blocking thread; the call awaits it.
+        "wasi:nn/inference.[method]graph-execution-context.compute": async | trappable,
+        default: trappable,
+    },
     with: {
-        "wasi:nn/tensor.tensor": wasmtime_wasi_nn::Tensor,
+        "wasi:nn/tensor.tensor": super::wasi_nn::TensorHandle,
+        "wasi:nn/graph.graph": super::wasi_nn::GraphHandle,
+        "wasi:nn/inference.graph-execution-context": super::wasi_nn::ContextHandle,
+        "wasi:nn/errors.error": super::wasi_nn::ErrorHandle,
     },
 });
 

@@ -68,6 +68,20 @@ pub enum RuntimeError {
         call: &'static str,
         message: String,
     },
+    /// The plugin returned something its own `info()` does not declare.
+    #[error("plugin `{plugin}` broke its contract in {call}: {message}")]
+    Contract {
+        plugin: String,
+        call: &'static str,
+        message: String,
+    },
+    /// The plugin's `info()` is not a valid description of a sub-model.
+    #[error("plugin `{plugin}` describes itself wrongly: {message}; fix the plugin's `info`")]
+    InvalidInfo { plugin: String, message: String },
+    /// Every instance of the node is busy and its wait queue is full, or a
+    /// call waited past the node's queue timeout.
+    #[error("node `{node}` is saturated: {reason}; try again later")]
+    Saturated { node: String, reason: String },
     /// The engine itself could not be set up.
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
@@ -92,6 +106,8 @@ impl RuntimeError {
             RuntimeError::Trap { .. } => "trap",
             RuntimeError::Timeout { .. } => "timeout",
             RuntimeError::OutOfMemory { .. } => "out_of_memory",
+            RuntimeError::Contract { .. } => "contract",
+            RuntimeError::Saturated { .. } => "saturated",
             RuntimeError::Plugin { kind, .. } => match kind {
                 GuestErrorKind::InvalidInput => "invalid_input",
                 GuestErrorKind::Model => "model",

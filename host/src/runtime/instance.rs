@@ -1,10 +1,16 @@
-//! One running plugin instance: a store plus the contract's exports.
+//! One running plugin instance: a store plus the contract's exports, every
+//! call held to a wall-clock deadline and its outputs to the contract.
 
 use super::bindings::{ParamValue, SubModel};
+use super::contract;
 use super::error::{GuestErrorKind, RuntimeError};
 use super::info::ModelInfo;
-use super::state::HostState;
+use super::state::{HostState, MAX_MESSAGE};
+use super::wasi_nn::{TensorHandle, bounded};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::error::Elapsed;
+use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi_nn::Tensor;
 
@@ -14,9 +20,11 @@ pub type NamedTensor = (String, Tensor);
 /// Limits for one instance.
 #[derive(Debug, Clone, Copy)]
 pub struct InstanceLimits {
-    /// The most linear memory the instance may grow to, in bytes.
+    /// The most memory the instance may hold, in bytes: its linear memory
+    /// plus the host memory it makes the host hold (`wasi:nn` tensors).
     pub memory_bytes: usize,
-    /// The longest one call may run.
+    /// The longest one call may take, wall-clock, whether the plugin runs
+    /// wasm, waits in a host call or computes natively.
     pub call_timeout: Duration,
 }
 
@@ -35,6 +43,8 @@ pub struct Instance {
     pub(crate) model: SubModel,
     pub(crate) plugin: String,
     pub(crate) limits: InstanceLimits,
+    /// What the plugin declared after `init`; outputs are checked against it.
+    pub(crate) contract: Option<Arc<ModelInfo>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -50,25 +60,26 @@ impl Instance {
     /// The plugin's description (as configured, once `init` has run).
     pub async fn info(&mut self) -> Result<ModelInfo, RuntimeError> {
         self.arm_deadline();
-        let info = self
-            .model
-            .aimass_plugin_model()
-            .call_info(&mut self.store)
-            .await;
-        let info = info.map_err(|e| self.failure("info", e))?;
+        let call = self.model.aimass_plugin_model().call_info(&mut self.store);
+        let outcome = tokio::time::timeout(self.limits.call_timeout, call).await;
+        let info = self.settle("info", outcome)?;
         Ok(info.into())
+    }
+
+    /// Holds every later `infer` to `info`, the plugin's own declaration.
+    pub fn hold_to(&mut self, info: Arc<ModelInfo>) {
+        self.contract = Some(info);
     }
 
     /// Configures the instance with the node's parameters.
     pub async fn init(&mut self, params: Vec<(String, ParamValue)>) -> Result<(), RuntimeError> {
         self.arm_deadline();
-        let result = self
+        let call = self
             .model
             .aimass_plugin_model()
-            .call_init(&mut self.store, &params)
-            .await;
-        result
-            .map_err(|e| self.failure("init", e))?
+            .call_init(&mut self.store, &params);
+        let outcome = tokio::time::timeout(self.limits.call_timeout, call).await;
+        self.settle("init", outcome)?
             .map_err(|e| returned(&self.plugin, "init", e))
     }
 
@@ -77,29 +88,67 @@ impl Instance {
         &mut self,
         inputs: Vec<NamedTensor>,
     ) -> Result<Vec<NamedTensor>, RuntimeError> {
+        let rows = self
+            .contract
+            .as_deref()
+            .and_then(|info| contract::input_rows(info, &inputs));
+        let result = self.infer_unchecked(inputs).await;
+        // Whatever happened, nothing of this call outlives it.
+        self.store.data_mut().end_call();
+        let outputs = result?;
+        if let Some(info) = self.contract.as_deref() {
+            contract::check_outputs(info, rows, &outputs).map_err(|message| {
+                RuntimeError::Contract {
+                    plugin: self.plugin.clone(),
+                    call: "infer",
+                    message,
+                }
+            })?;
+        }
+        Ok(outputs)
+    }
+
+    async fn infer_unchecked(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+    ) -> Result<Vec<NamedTensor>, RuntimeError> {
         let mut handles = Vec::with_capacity(inputs.len());
         for (name, tensor) in inputs {
-            let handle = self
-                .store
-                .data_mut()
-                .table
-                .push(tensor)
-                .map_err(|e| self.failure("infer", e.into()))?;
-            handles.push((name, handle));
+            // The client's tensors are the request's, not the plugin's: they
+            // are not charged to its cap.
+            let entry = super::wasi_nn::Entry::Tensor { tensor, charged: 0 };
+            let Some(rep) = self.store.data_mut().nn.handles.insert(entry) else {
+                return Err(RuntimeError::Contract {
+                    plugin: self.plugin.clone(),
+                    call: "infer",
+                    message: "too many inputs".into(),
+                });
+            };
+            handles.push((name, Resource::<TensorHandle>::new_own(rep)));
         }
         self.arm_deadline();
-        let result = self
+        let call = self
             .model
             .aimass_plugin_model()
-            .call_infer(&mut self.store, &handles)
-            .await;
-        let outputs = result
-            .map_err(|e| self.failure("infer", e))?
+            .call_infer(&mut self.store, &handles);
+        let outcome = tokio::time::timeout(self.limits.call_timeout, call).await;
+        let outputs = self
+            .settle("infer", outcome)?
             .map_err(|e| returned(&self.plugin, "infer", e))?;
         let mut tensors = Vec::with_capacity(outputs.len());
         for (name, handle) in outputs {
-            let tensor = self.store.data_mut().table.delete(handle);
-            tensors.push((name, tensor.map_err(|e| self.failure("infer", e.into()))?));
+            let Some(tensor) = self.store.data_mut().take_tensor(handle.rep()) else {
+                return Err(RuntimeError::Contract {
+                    plugin: self.plugin.clone(),
+                    call: "infer",
+                    message: format!(
+                        "output `{}` is a tensor handle from an earlier call; handles last \
+                         only for the call they were given in",
+                        bounded(&name, 64)
+                    ),
+                });
+            };
+            tensors.push((name, tensor));
         }
         Ok(tensors)
     }
@@ -107,13 +156,34 @@ impl Instance {
     fn arm_deadline(&mut self) {
         let state = self.store.data_mut();
         state.last_error = None;
+        state.timed_out = false;
         state.deadline = std::time::Instant::now() + self.limits.call_timeout;
         self.store.set_epoch_deadline(1);
     }
 
+    /// The outcome of a guest call in the host's terms: past the wall-clock
+    /// deadline (the call future was dropped, wherever the guest was) it is a
+    /// timeout; a trap is classified by [`Instance::failure`].
+    fn settle<T>(
+        &mut self,
+        call: &'static str,
+        outcome: Result<wasmtime::Result<T>, Elapsed>,
+    ) -> Result<T, RuntimeError> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.failure(call, error)),
+            Err(_) => Err(RuntimeError::Timeout {
+                plugin: self.plugin.clone(),
+                call,
+                timeout: self.limits.call_timeout,
+            }),
+        }
+    }
+
     /// Says why a call failed in the host's terms: out of memory (the
-    /// limiter refused a growth), timeout (the epoch deadline interrupted
-    /// it) or a trap, with the panic message the plugin logged if any.
+    /// limiter refused a growth or a host allocation), timeout (the deadline
+    /// interrupted it) or a trap, with the panic message the plugin logged if
+    /// any.
     fn failure(&mut self, call: &'static str, error: wasmtime::Error) -> RuntimeError {
         let plugin = self.plugin.clone();
         let state = self.store.data_mut();
@@ -126,16 +196,28 @@ impl Instance {
             };
         }
         let trap = error.downcast_ref::<Trap>().copied();
-        if trap == Some(Trap::Interrupt) {
+        if trap == Some(Trap::Interrupt) || state.timed_out {
             return RuntimeError::Timeout {
                 plugin,
                 call,
                 timeout: self.limits.call_timeout,
             };
         }
-        let cause = match trap {
-            Some(trap) => trap.to_string(),
-            None => format!("{error:#}"),
+        let cause = if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            if exit.0 == 0 {
+                "the plugin called exit with status 0 in the middle of the call".to_string()
+            } else {
+                // Rust's std on wasm32-wasip2 reports only failure through
+                // `wasi:cli/exit`; the number the plugin passed is not sent.
+                "the plugin called exit with a failure status (WASI 0.2 passes only \
+                 success or failure, not the code)"
+                    .to_string()
+            }
+        } else {
+            match trap {
+                Some(trap) => trap.to_string(),
+                None => format!("{error:#}"),
+            }
         };
         let message = match state.last_error.take() {
             Some(logged) => format!("{logged} ({cause})"),
@@ -144,7 +226,7 @@ impl Instance {
         RuntimeError::Trap {
             plugin,
             call,
-            message,
+            message: bounded(&message, MAX_MESSAGE),
         }
     }
 }
@@ -155,6 +237,6 @@ fn returned(plugin: &str, call: &'static str, error: super::bindings::GuestError
         plugin: plugin.to_string(),
         call,
         kind,
-        message,
+        message: bounded(&message, MAX_MESSAGE),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod bindings;
 mod cache;
+mod contract;
 mod engine;
 mod error;
 mod graphs;
@@ -13,6 +14,7 @@ mod output;
 mod plugin;
 mod pool;
 mod state;
+pub mod wasi_nn;
 
 pub use cache::CompileCache;
 pub use engine::{EPOCH_TICK, EngineOptions};
@@ -23,12 +25,12 @@ pub use instance::{Instance, InstanceLimits, NamedTensor};
 pub use plugin::{Plugin, sha256_hex};
 pub use pool::{Isolation, NodePool, NodeSpec};
 pub use state::HostState;
+pub use wasi_nn::{NnState, bounded};
 
 use limits::MemoryCap;
 use std::path::Path;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
 
 /// The engine and the linker every plugin is checked and instantiated with.
 pub struct Runtime {
@@ -51,10 +53,16 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
-        wasmtime_wasi_nn::wit::add_to_linker(&mut linker, |s: &mut HostState| {
-            WasiNnView::new(&mut s.table, &mut s.nn)
-        })
-        .map_err(link)?;
+        // wasi:nn is ours (see `wasi_nn`), linked like the contract's log.
+        use bindings::wasi::nn;
+        nn::errors::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(link)?;
+        nn::tensor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(link)?;
+        nn::inference::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(link)?;
+        nn::graph::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(link)?;
         bindings::aimass::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,
@@ -99,7 +107,7 @@ impl Runtime {
         &self,
         plugin: &Plugin,
         node: &str,
-        nn: WasiNnCtx,
+        nn: NnState,
         limits: InstanceLimits,
     ) -> Result<Instance, RuntimeError> {
         // The pooling allocator's slots are this big: past it, growth fails
@@ -127,20 +135,42 @@ impl Runtime {
                 Ok(wasmtime::UpdateDeadline::Yield(1))
             }
         });
+        let pre = plugin.pre();
+        let instantiation = pre.instance_pre().instantiate_async(&mut store);
+        let instance = match tokio::time::timeout(limits.call_timeout, instantiation).await {
+            Ok(Ok(instance)) => instance,
+            Ok(Err(e)) => {
+                return Err(RuntimeError::Trap {
+                    plugin: plugin.name().to_string(),
+                    call: "instantiation",
+                    message: bounded(&format!("{e:#}"), 4096),
+                });
+            }
+            Err(_) => {
+                return Err(RuntimeError::Timeout {
+                    plugin: plugin.name().to_string(),
+                    call: "instantiation",
+                    timeout: limits.call_timeout,
+                });
+            }
+        };
+        // The exports' names were checked at load; their types are checked
+        // here, and a mismatch is the plugin's fault, not the node's.
         let model = plugin
-            .pre()
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| RuntimeError::Trap {
+            .indices()
+            .load(&mut store, &instance)
+            .map_err(|e| RuntimeError::WrongWorld {
                 plugin: plugin.name().to_string(),
-                call: "instantiation",
-                message: format!("{e:#}"),
+                reason: format!(
+                    "its exports do not have the contract's types ({e:#}); rebuild it                      against aimass-sdk"
+                ),
             })?;
         Ok(Instance {
             store,
             model,
             plugin: plugin.name().to_string(),
             limits,
+            contract: None,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Loading a plugin: digest pin, component check, compilation, and the
 //! contract check, each refused with a message that names the plugin.
 
-use super::bindings::{MODEL_EXPORT, MODEL_FUNCTIONS, SubModelPre};
+use super::bindings::{MODEL_EXPORT, MODEL_FUNCTIONS, SubModelIndices, SubModelPre};
 use super::cache::CompileCache;
 use super::error::RuntimeError;
 use super::state::HostState;
@@ -18,6 +18,7 @@ pub struct Plugin {
     digest: String,
     from_cache: bool,
     pre: SubModelPre<HostState>,
+    indices: SubModelIndices,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -63,6 +64,10 @@ impl Plugin {
 
     pub(crate) fn pre(&self) -> &SubModelPre<HostState> {
         &self.pre
+    }
+
+    pub(crate) fn indices(&self) -> &SubModelIndices {
+        &self.indices
     }
 
     /// Reads and loads the `.wasm` at `path`.
@@ -125,15 +130,18 @@ impl Plugin {
                     plugin: plugin(),
                     reason: format!("{e:#}"),
                 })?;
-        let pre = SubModelPre::new(instance_pre).map_err(|e| RuntimeError::WrongWorld {
+        let wrong = |e: wasmtime::Error| RuntimeError::WrongWorld {
             plugin: plugin(),
             reason: format!("{e:#}"),
-        })?;
+        };
+        let indices = SubModelIndices::new(&instance_pre).map_err(wrong)?;
+        let pre = SubModelPre::new(instance_pre).map_err(wrong)?;
         Ok(Plugin {
             name: name.to_string(),
             digest,
             from_cache,
             pre,
+            indices,
         })
     }
 }

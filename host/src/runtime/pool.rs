@@ -1,6 +1,11 @@
 //! Instances of one node: warm ones reused across requests, a poisoned one
 //! (trap, timeout, out of memory) dropped and replaced, or a fresh instance
 //! for every request when the operator asks for per-request isolation.
+//!
+//! Admission is per node: a call waits for an instance only while the
+//! node's wait queue has room and only up to its queue timeout, so a node
+//! that is slow or hostile turns its own callers away (503) quickly instead
+//! of piling up requests that hold the server's concurrency slots.
 
 use super::Runtime;
 use super::bindings::ParamValue;
@@ -10,9 +15,10 @@ use super::info::ModelInfo;
 use super::instance::{Instance, InstanceLimits, NamedTensor};
 use super::plugin::Plugin;
 use crate::metrics::NodeMetrics;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::sync::Semaphore;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Whether instances carry over between requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,6 +46,10 @@ pub struct NodeSpec {
     pub isolation: Isolation,
     /// Calls that may run at once (each on its own instance).
     pub max_instances: usize,
+    /// Calls that may wait for an instance; one more is refused at once.
+    pub max_queue: usize,
+    /// The longest a call waits for an instance.
+    pub queue_timeout: Duration,
 }
 
 /// The instances serving one node.
@@ -47,9 +57,13 @@ pub struct NodePool {
     runtime: Arc<Runtime>,
     plugin: Plugin,
     spec: NodeSpec,
-    info: ModelInfo,
+    info: Arc<ModelInfo>,
     idle: Mutex<Vec<Instance>>,
     permits: Semaphore,
+    waiting: AtomicUsize,
+    /// Blocking compute threads this node may occupy, shared by its
+    /// instances and kept by computes whose call was abandoned.
+    compute_slots: Arc<Semaphore>,
     metrics: NodeMetrics,
 }
 
@@ -70,14 +84,23 @@ impl NodePool {
         plugin: Plugin,
         spec: NodeSpec,
     ) -> Result<Self, RuntimeError> {
-        let mut first = new_instance(&runtime, &plugin, &spec).await?;
+        let compute_slots = Arc::new(Semaphore::new(spec.max_instances.max(1)));
+        let mut first = new_instance(&runtime, &plugin, &spec, &compute_slots, None).await?;
         let info = first.info().await?;
+        super::contract::validate_info(&info).map_err(|message| RuntimeError::InvalidInfo {
+            plugin: plugin.name().to_string(),
+            message,
+        })?;
+        let info = Arc::new(info);
+        first.hold_to(info.clone());
         let idle = match spec.isolation {
             Isolation::Pooled => vec![first],
             Isolation::PerRequest => Vec::new(),
         };
         Ok(NodePool {
             permits: Semaphore::new(spec.max_instances.max(1)),
+            waiting: AtomicUsize::new(0),
+            compute_slots,
             metrics: NodeMetrics::new(&spec.node),
             runtime,
             plugin,
@@ -105,17 +128,22 @@ impl NodePool {
     /// Runs one inference on an instance of this node.
     pub async fn infer(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, RuntimeError> {
         let waiting = Instant::now();
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| RuntimeError::Engine("the node is shutting down".into()))?;
+        let _permit = self.admit().await?;
         self.metrics.queued(waiting.elapsed());
         let _in_use = self.metrics.busy();
         let started = Instant::now();
         let mut instance = match self.take_idle() {
             Some(instance) => instance,
-            None => new_instance(&self.runtime, &self.plugin, &self.spec).await?,
+            None => {
+                new_instance(
+                    &self.runtime,
+                    &self.plugin,
+                    &self.spec,
+                    &self.compute_slots,
+                    Some(&self.info),
+                )
+                .await?
+            }
         };
         let result = instance.infer(inputs).await;
         self.metrics.call(
@@ -132,6 +160,40 @@ impl NodePool {
         result
     }
 
+    /// An instance slot: at once when one is free, else after a bounded
+    /// wait in a bounded queue.
+    async fn admit(&self) -> Result<SemaphorePermit<'_>, RuntimeError> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Ok(permit);
+        }
+        let saturated = |reason: String| RuntimeError::Saturated {
+            node: self.spec.node.clone(),
+            reason,
+        };
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.spec.max_queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(saturated(format!(
+                "all {} of its instances are busy and {} calls already wait",
+                self.spec.max_instances, self.spec.max_queue
+            )));
+        }
+        // Counted out however the wait ends, cancellation included.
+        let _ticket = Ticket(&self.waiting);
+        match tokio::time::timeout(self.spec.queue_timeout, self.permits.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(RuntimeError::Engine("the node is shutting down".into())),
+            Err(_) => Err(saturated(format!(
+                "no instance became free within its queue timeout of {} ms",
+                self.spec.queue_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Calls waiting for an instance now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
     fn take_idle(&self) -> Option<Instance> {
         if self.spec.isolation == Isolation::PerRequest {
             return None;
@@ -146,15 +208,34 @@ impl NodePool {
     }
 }
 
-/// A new instance of `plugin`, initialised for the node.
+/// Leaves the wait queue when dropped.
+struct Ticket<'a>(&'a AtomicUsize);
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A new instance of `plugin`, initialised for the node and, once the node's
+/// description is known, held to it.
 async fn new_instance(
     runtime: &Runtime,
     plugin: &Plugin,
     spec: &NodeSpec,
+    compute_slots: &Arc<Semaphore>,
+    contract: Option<&Arc<ModelInfo>>,
 ) -> Result<Instance, RuntimeError> {
+    let nn = spec
+        .graphs
+        .context()
+        .with_compute_slots(compute_slots.clone());
     let mut instance = runtime
-        .instantiate(plugin, &spec.node, spec.graphs.context(), spec.limits)
+        .instantiate(plugin, &spec.node, nn, spec.limits)
         .await?;
     instance.init(spec.params.clone()).await?;
+    if let Some(info) = contract {
+        instance.hold_to(info.clone());
+    }
     Ok(instance)
 }

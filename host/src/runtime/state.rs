@@ -1,32 +1,35 @@
 //! What each plugin instance's store holds: WASI with nothing granted, the
-//! wasi-nn context with the node's graphs, its memory cap and its log tag.
+//! wasi-nn state with the node's graphs, its memory cap and its log tag.
 
 use super::bindings::{LogLevel, aimass};
 use super::limits::MemoryCap;
 use super::output::{GuestOutput, LogBudget};
+use super::wasi_nn::{NnState, bounded};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_nn::wit::WasiNnCtx;
 
 /// The per-instance host state.
 pub struct HostState {
     wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    pub(crate) nn: WasiNnCtx,
+    table: ResourceTable,
+    pub(crate) nn: NnState,
     pub(crate) memory: MemoryCap,
-    node: String,
+    pub(crate) node: String,
     /// The last error the plugin logged, attached to a trap that follows it
     /// (the SDK logs a panic's message just before the trap).
     pub(crate) last_error: Option<String>,
     /// When the current call must end.
     pub(crate) deadline: std::time::Instant,
-    budget: LogBudget,
+    /// Set when a host call found the deadline passed (native compute cannot
+    /// be interrupted, so it is checked when it returns).
+    pub(crate) timed_out: bool,
+    pub(crate) budget: LogBudget,
 }
 
 impl HostState {
     /// State for an instance serving `node`, reaching only the graphs in `nn`,
-    /// with linear memory capped by `memory`.
-    pub fn new(node: &str, nn: WasiNnCtx, memory: MemoryCap) -> Self {
+    /// with memory (linear and host-side) capped by `memory`.
+    pub fn new(node: &str, nn: NnState, memory: MemoryCap) -> Self {
         // A fresh builder grants nothing: no preopened directories, no
         // environment, no arguments, no sockets, no name lookups. Only the
         // output streams are connected, to the host log.
@@ -43,6 +46,7 @@ impl HostState {
             node: node.to_string(),
             last_error: None,
             deadline: std::time::Instant::now(),
+            timed_out: false,
             budget,
         }
     }
@@ -50,6 +54,13 @@ impl HostState {
     /// The node this instance serves.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Ends a call: every tensor and error handle of it is dropped and its
+    /// memory released.
+    pub(crate) fn end_call(&mut self) {
+        let released = self.nn.handles.end_call();
+        self.memory.release(released);
     }
 }
 
@@ -63,24 +74,20 @@ impl WasiView for HostState {
 }
 
 /// Longest log message kept from a plugin.
-const MAX_MESSAGE: usize = 4096;
+pub(crate) const MAX_MESSAGE: usize = 4096;
+/// Longest plugin message that reaches the host log whole.
+pub(crate) const MAX_LOGGED: usize = 1024;
 
 impl aimass::plugin::log::Host for HostState {
-    fn log(&mut self, level: LogLevel, mut message: String) {
-        if message.len() > MAX_MESSAGE {
-            let mut cut = MAX_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        if matches!(level, LogLevel::Error) {
+            self.last_error = Some(bounded(&message, MAX_MESSAGE));
         }
         let node = self.node.as_str();
-        if matches!(level, LogLevel::Error) {
-            self.last_error = Some(message.clone());
-        }
         if !self.budget.admit(node) {
-            return;
+            return Ok(());
         }
+        let message = bounded(&message, MAX_LOGGED);
         match level {
             LogLevel::Trace => tracing::trace!(target: "aimass::plugin", node, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "aimass::plugin", node, "{message}"),
@@ -88,5 +95,6 @@ impl aimass::plugin::log::Host for HostState {
             LogLevel::Warn => tracing::warn!(target: "aimass::plugin", node, "{message}"),
             LogLevel::Error => tracing::error!(target: "aimass::plugin", node, "{message}"),
         }
+        Ok(())
     }
 }

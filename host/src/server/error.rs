@@ -50,7 +50,7 @@ impl From<ExecError> for ApiError {
             // The node's queue wait ended because the node is going away
             // (a reload swapped it out under a hierarchy built earlier).
             ExecError::Node {
-                source: RuntimeError::Engine(_),
+                source: RuntimeError::Engine(_) | RuntimeError::Saturated { .. },
                 ..
             } => ApiError::Unavailable(error.to_string()),
             _ => ApiError::ModelFailed(error.to_string()),
@@ -61,11 +61,13 @@ impl From<ExecError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        // Inside the request's span, so the line carries its id.
+        // Inside the request's span, so the line carries its id; cut, as a
+        // plugin's message may be long (the client gets up to 4 KiB of it).
+        let logged = crate::runtime::bounded(&self.to_string(), 1024);
         if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), "{self}");
+            tracing::warn!(status = status.as_u16(), "{logged}");
         } else {
-            tracing::info!(status = status.as_u16(), "{self}");
+            tracing::info!(status = status.as_u16(), "{logged}");
         }
         let body = serde_json::json!({ "error": self.to_string() });
         let mut response = (status, axum::Json(body)).into_response();

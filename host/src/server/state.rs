@@ -48,7 +48,9 @@ pub struct ServerState {
     pub started: Instant,
     draining: AtomicBool,
     catalog: RwLock<Catalog>,
-    loading: tokio::sync::Mutex<()>,
+    /// One lock per model name: loads of one model run one at a time,
+    /// loads of different models do not wait on each other.
+    loading: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     stats: Mutex<BTreeMap<String, Arc<ModelStats>>>,
 }
 
@@ -83,7 +85,7 @@ impl ServerState {
             started: Instant::now(),
             draining: AtomicBool::new(false),
             catalog: RwLock::new(Catalog::default()),
-            loading: tokio::sync::Mutex::new(()),
+            loading: Mutex::new(BTreeMap::new()),
             stats: Mutex::new(BTreeMap::new()),
         }
     }
@@ -178,7 +180,6 @@ impl ServerState {
     /// already running finish on the old one; the next ones get the new one.
     /// Any error leaves the old one serving.
     pub async fn load(&self, name: &str) -> Result<Duration, ApiError> {
-        let _one_at_a_time = self.loading.lock().await;
         let started = Instant::now();
         let runtime = self.catalog().runtime.clone().ok_or_else(|| {
             ApiError::Unavailable("the server is still loading its models".into())
@@ -191,6 +192,12 @@ impl ServerState {
                 self.config.display()
             )));
         }
+        // Only names the config has get a lock, so clients cannot grow the map.
+        let lock = {
+            let mut locks = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(name.to_string()).or_default().clone()
+        };
+        let _one_at_a_time = lock.lock().await;
         let mut repository = Repository::start_with(file, runtime, Some(name))
             .await
             .map_err(|e| ApiError::BadRequest(format!("cannot load `{name}`: {e}")))?;

@@ -1,0 +1,286 @@
+//! A plugin held to what it says about itself: its `info()` must be a sane
+//! description, and every `infer` output must match it, before anything it
+//! returns reaches a client or the next layer.
+
+use super::info::{ModelInfo, TensorSpec};
+use super::instance::NamedTensor;
+use super::wasi_nn::{bounded, expected_bytes};
+use std::collections::HashSet;
+
+/// The most inputs or outputs a plugin may declare.
+pub const MAX_TENSORS: usize = 256;
+/// The most dimensions a declared tensor may have.
+pub const MAX_RANK: usize = 16;
+/// The largest fixed dimension a plugin may declare.
+pub const MAX_FIXED_DIM: i64 = 1 << 31;
+/// The longest name, version, label or tensor name a plugin may report.
+pub const MAX_NAME: usize = 256;
+/// The longest description.
+pub const MAX_DESCRIPTION: usize = 4096;
+/// The most class labels.
+pub const MAX_LABELS: usize = 1 << 16;
+
+/// Checks a plugin's description; the message names the field.
+pub fn validate_info(info: &ModelInfo) -> Result<(), String> {
+    let text = |field: &str, value: &str, max: usize| {
+        if value.len() > max {
+            Err(format!(
+                "`{field}` is {} bytes long, at most {max} are allowed",
+                value.len()
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    text("name", &info.name, MAX_NAME)?;
+    text("version", &info.version, MAX_NAME)?;
+    text("description", &info.description, MAX_DESCRIPTION)?;
+    specs("inputs", &info.inputs)?;
+    specs("outputs", &info.outputs)?;
+    if info.outputs.is_empty() {
+        return Err("`outputs` is empty: a sub-model must return something".into());
+    }
+    if let Some(labels) = &info.labels {
+        if labels.len() > MAX_LABELS {
+            return Err(format!(
+                "`labels` has {} entries, at most {MAX_LABELS}",
+                labels.len()
+            ));
+        }
+        for (i, label) in labels.iter().enumerate() {
+            text(&format!("labels[{i}]"), label, MAX_NAME)?;
+        }
+    }
+    Ok(())
+}
+
+fn specs(field: &str, specs: &[TensorSpec]) -> Result<(), String> {
+    if specs.len() > MAX_TENSORS {
+        return Err(format!(
+            "`{field}` has {} tensors, at most {MAX_TENSORS}",
+            specs.len()
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        if spec.name.is_empty() {
+            return Err(format!("`{at}.name` is empty"));
+        }
+        if spec.name.len() > MAX_NAME {
+            return Err(format!(
+                "`{at}.name` is {} bytes long, at most {MAX_NAME}",
+                spec.name.len()
+            ));
+        }
+        if !seen.insert(spec.name.as_str()) {
+            return Err(format!(
+                "`{at}.name` `{}` is used twice in `{field}`",
+                spec.name
+            ));
+        }
+        if spec.shape.len() > MAX_RANK {
+            return Err(format!(
+                "`{at}.shape` has {} dimensions, at most {MAX_RANK}",
+                spec.shape.len()
+            ));
+        }
+        for (d, &dim) in spec.shape.iter().enumerate() {
+            if dim < -1 || dim > MAX_FIXED_DIM {
+                return Err(format!(
+                    "`{at}.shape[{d}]` is {dim}; a dimension is -1 (dynamic) or 0..={MAX_FIXED_DIM}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rows of a call: the leading dimension all inputs share, when every
+/// declared input has a dynamic leading dimension. Outputs with a dynamic
+/// leading dimension must then have that many rows.
+pub fn input_rows(info: &ModelInfo, inputs: &[NamedTensor]) -> Option<u32> {
+    if info.inputs.is_empty() || info.inputs.iter().any(|s| s.shape.first() != Some(&-1)) {
+        return None;
+    }
+    let mut rows = inputs.iter().map(|(_, t)| t.dimensions.first().copied());
+    let first = rows.next()??;
+    rows.all(|r| r == Some(first)).then_some(first)
+}
+
+/// Checks `outputs` against the declared outputs: every declared name once,
+/// nothing else, the declared type and rank, fixed dimensions as declared,
+/// `rows` rows where the leading dimension is dynamic, and bytes that match
+/// the dimensions.
+pub fn check_outputs(
+    info: &ModelInfo,
+    rows: Option<u32>,
+    outputs: &[NamedTensor],
+) -> Result<(), String> {
+    if outputs.len() > info.outputs.len() {
+        let extra = outputs
+            .iter()
+            .find(|(name, _)| !info.outputs.iter().any(|s| &s.name == name))
+            .map(|(name, _)| bounded(name, 64));
+        return Err(match extra {
+            Some(name) => format!(
+                "it returned {} outputs, it declares {}; `{name}` is not declared",
+                outputs.len(),
+                info.outputs.len()
+            ),
+            None => format!(
+                "it returned {} outputs, it declares {} (an output appears twice)",
+                outputs.len(),
+                info.outputs.len()
+            ),
+        });
+    }
+    let mut seen = HashSet::new();
+    for (name, tensor) in outputs {
+        let Some(spec) = info.outputs.iter().find(|s| &s.name == name) else {
+            return Err(format!("output `{}` is not declared", bounded(name, 64)));
+        };
+        if !seen.insert(name.as_str()) {
+            return Err(format!("output `{name}` is returned twice"));
+        }
+        let dtype = super::info::Dtype::from(super::wasi_nn::from_backend(tensor.ty));
+        if dtype != spec.dtype {
+            return Err(format!(
+                "output `{name}` is declared {} but is {dtype}",
+                spec.dtype
+            ));
+        }
+        let dims = &tensor.dimensions;
+        if dims.len() != spec.shape.len() {
+            return Err(format!(
+                "output `{name}` is declared with shape {:?} but has shape {dims:?}",
+                spec.shape
+            ));
+        }
+        for (axis, (&got, &want)) in dims.iter().zip(&spec.shape).enumerate() {
+            if want >= 0 && i64::from(got) != want {
+                return Err(format!(
+                    "output `{name}` is declared with shape {:?} but has shape {dims:?}",
+                    spec.shape
+                ));
+            }
+            if axis == 0
+                && want == -1
+                && let Some(rows) = rows
+                && got != rows
+            {
+                return Err(format!(
+                    "output `{name}` has {got} rows for an input of {rows} rows"
+                ));
+            }
+        }
+        let expected = expected_bytes(dims, tensor.ty);
+        if expected != Some(tensor.data.len()) {
+            return Err(format!(
+                "output `{name}` has shape {dims:?} but {} bytes of data",
+                tensor.data.len()
+            ));
+        }
+    }
+    if let Some(missing) = info
+        .outputs
+        .iter()
+        .find(|s| !seen.contains(s.name.as_str()))
+    {
+        return Err(format!("declared output `{}` is missing", missing.name));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Dtype, ModelKind};
+    use wasmtime_wasi_nn::Tensor;
+    use wasmtime_wasi_nn::wit::TensorType;
+
+    fn spec(name: &str, dtype: Dtype, shape: &[i64]) -> TensorSpec {
+        TensorSpec {
+            name: name.into(),
+            dtype,
+            shape: shape.to_vec(),
+        }
+    }
+
+    fn info() -> ModelInfo {
+        ModelInfo {
+            name: "m".into(),
+            version: "1".into(),
+            kind: ModelKind::Classifier,
+            description: String::new(),
+            inputs: vec![spec("x", Dtype::Fp32, &[-1, 4])],
+            outputs: vec![spec("y", Dtype::Fp32, &[-1, 10])],
+            labels: None,
+            max_batch_size: None,
+        }
+    }
+
+    fn f32s(dims: &[u32], bytes: usize) -> Tensor {
+        Tensor::new(dims.to_vec(), TensorType::Fp32, vec![0; bytes])
+    }
+
+    #[test]
+    fn a_sane_description_passes_and_each_flaw_is_named() {
+        assert!(validate_info(&info()).is_ok());
+        let mut twice = info();
+        twice.inputs.push(spec("x", Dtype::Int64, &[-1]));
+        assert!(validate_info(&twice).unwrap_err().contains("used twice"));
+        let mut negative = info();
+        negative.inputs[0].shape = vec![-5];
+        assert!(
+            validate_info(&negative)
+                .unwrap_err()
+                .contains("inputs[0].shape[0]")
+        );
+        let mut empty = info();
+        empty.outputs[0].name.clear();
+        assert!(
+            validate_info(&empty)
+                .unwrap_err()
+                .contains("outputs[0].name")
+        );
+        let mut huge = info();
+        huge.outputs[0].shape = vec![i64::MAX];
+        assert!(
+            validate_info(&huge)
+                .unwrap_err()
+                .contains("outputs[0].shape[0]")
+        );
+    }
+
+    #[test]
+    fn outputs_are_held_to_the_declaration() {
+        let info = info();
+        let rows = input_rows(&info, &[("x".into(), f32s(&[3, 4], 48))]);
+        assert_eq!(rows, Some(3));
+        let good = vec![("y".to_string(), f32s(&[3, 10], 120))];
+        assert!(check_outputs(&info, rows, &good).is_ok());
+
+        let wrong_type = vec![(
+            "y".to_string(),
+            Tensor::new(vec![3, 10], TensorType::I64, vec![0; 240]),
+        )];
+        let err = check_outputs(&info, rows, &wrong_type).unwrap_err();
+        assert!(err.contains("declared FP32 but is INT64"), "{err}");
+        let missing = check_outputs(&info, rows, &[]).unwrap_err();
+        assert!(missing.contains("`y` is missing"), "{missing}");
+        let mut extra = good.clone();
+        extra.push(("secret".into(), f32s(&[1], 4)));
+        assert!(
+            check_outputs(&info, rows, &extra)
+                .unwrap_err()
+                .contains("`secret`")
+        );
+        let shape = check_outputs(&info, rows, &[("y".into(), f32s(&[3], 12))]).unwrap_err();
+        assert!(shape.contains("shape"), "{shape}");
+        let other_rows = check_outputs(&info, rows, &[("y".into(), f32s(&[2, 10], 80))]);
+        assert!(other_rows.unwrap_err().contains("2 rows for an input of 3"));
+        let lying = check_outputs(&info, rows, &[("y".into(), f32s(&[3, 10], 7))]);
+        assert!(lying.unwrap_err().contains("7 bytes"));
+    }
+}

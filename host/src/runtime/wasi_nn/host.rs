@@ -1,0 +1,333 @@
+//! `wasi:nn` as a plugin sees it, implemented on the instance's state.
+
+use super::{
+    Code, ContextHandle, Entry, ErrorHandle, GraphHandle, INLINE_MAX_BYTES, MAX_ERROR_MESSAGE,
+    MAX_GRAPH_NAME, TensorHandle, bounded, expected_bytes, from_backend, to_backend,
+};
+use crate::runtime::bindings::wasi::nn::{errors, graph, inference, tensor};
+use crate::runtime::state::HostState;
+use std::time::Instant;
+use wasmtime::component::Resource;
+use wasmtime_wasi_nn::Tensor;
+use wasmtime_wasi_nn::backend::{BackendError, NamedTensor as BackendTensor};
+
+/// The most dimensions a tensor may have.
+pub const MAX_RANK: usize = 16;
+/// Host bytes each live handle is charged besides its data.
+const ENTRY_OVERHEAD: usize = 64;
+
+type NnResult<T> = wasmtime::Result<Result<T, Resource<ErrorHandle>>>;
+
+impl HostState {
+    /// Records a failure the plugin will read as a `wasi:nn` error.
+    fn nn_error<T>(&mut self, code: Code, message: String) -> NnResult<T> {
+        let message = bounded(&message, MAX_ERROR_MESSAGE);
+        // Plugins usually pass these on as their own error; the log line is
+        // for operators, within the plugin's log budget and at debug level.
+        if self.budget.admit(&self.node) {
+            tracing::debug!(target: "aimass::plugin", node = %self.node, "wasi-nn: {message}");
+        }
+        let entry = Entry::Error { code, message };
+        match self.nn.handles.insert(entry) {
+            Some(rep) => Ok(Err(Resource::new_own(rep))),
+            None => Err(self.too_many_handles()),
+        }
+    }
+
+    fn too_many_handles(&mut self) -> wasmtime::Error {
+        wasmtime::format_err!(
+            "the plugin holds {} wasi-nn handles, the most one instance may hold",
+            super::MAX_HANDLES
+        )
+    }
+
+    /// Charges `tensor` to the plugin and gives it a handle.
+    fn push_tensor(&mut self, tensor: Tensor) -> wasmtime::Result<Resource<TensorHandle>> {
+        let charged = tensor.data.len() + tensor.dimensions.len() * 4 + ENTRY_OVERHEAD;
+        if self.memory.charge(charged).is_err() {
+            wasmtime::bail!(
+                "wasi-nn tensors of {} bytes would exceed the plugin's memory cap",
+                charged
+            );
+        }
+        match self.nn.handles.insert(Entry::Tensor { tensor, charged }) {
+            Some(rep) => Ok(Resource::new_own(rep)),
+            None => {
+                self.memory.release(charged);
+                Err(self.too_many_handles())
+            }
+        }
+    }
+
+    /// A tensor handle given in this call, or a trap naming the problem.
+    fn tensor(&self, handle: &Resource<TensorHandle>) -> wasmtime::Result<&Tensor> {
+        match self.nn.handles.get(handle.rep()) {
+            Some(Entry::Tensor { tensor, .. }) => Ok(tensor),
+            _ => Err(stale("tensor")),
+        }
+    }
+
+    /// Takes a tensor out of the table (into `compute`, or as an output).
+    pub(crate) fn take_tensor(&mut self, rep: u32) -> Option<Tensor> {
+        if !matches!(self.nn.handles.get(rep), Some(Entry::Tensor { .. })) {
+            return None;
+        }
+        match self.nn.handles.remove(rep) {
+            Some(Entry::Tensor { tensor, charged }) => {
+                self.memory.release(charged);
+                Some(tensor)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn stale(what: &str) -> wasmtime::Error {
+    wasmtime::format_err!(
+        "the plugin used a {what} handle that is not valid here: handles last only for the \
+         call they were given in"
+    )
+}
+
+impl tensor::Host for HostState {}
+
+impl tensor::HostTensor for HostState {
+    fn new(
+        &mut self,
+        dimensions: Vec<u32>,
+        ty: tensor::TensorType,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Resource<TensorHandle>> {
+        if dimensions.len() > MAX_RANK {
+            wasmtime::bail!(
+                "tensor constructor: {} dimensions, the most is {MAX_RANK}",
+                dimensions.len()
+            );
+        }
+        let ty = to_backend(ty);
+        let expected = expected_bytes(&dimensions, ty);
+        if expected != Some(data.len()) {
+            wasmtime::bail!(
+                "tensor constructor: dimensions {dimensions:?} of {:?} need {} bytes, but {} \
+                 were given",
+                ty,
+                expected.map_or_else(
+                    || "more than memory can hold".to_string(),
+                    |n| n.to_string()
+                ),
+                data.len()
+            );
+        }
+        self.push_tensor(Tensor::new(dimensions, ty, data))
+    }
+
+    fn dimensions(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<Vec<u32>> {
+        Ok(self.tensor(&handle)?.dimensions.clone())
+    }
+
+    fn ty(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<tensor::TensorType> {
+        Ok(from_backend(self.tensor(&handle)?.ty))
+    }
+
+    fn data(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.tensor(&handle)?.data.clone())
+    }
+
+    fn drop(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<()> {
+        // A handle from an earlier call was already released with its call.
+        self.take_tensor(handle.rep());
+        Ok(())
+    }
+}
+
+impl graph::Host for HostState {
+    fn load(
+        &mut self,
+        _builder: Vec<Vec<u8>>,
+        _encoding: graph::GraphEncoding,
+        _target: graph::ExecutionTarget,
+    ) -> NnResult<Resource<GraphHandle>> {
+        self.nn_error(
+            Code::UnsupportedOperation,
+            "plugins cannot load graph bytes; the operator grants graphs by name \
+             (use load-by-name)"
+                .into(),
+        )
+    }
+
+    fn load_by_name(&mut self, name: String) -> NnResult<Resource<GraphHandle>> {
+        if name.len() > MAX_GRAPH_NAME {
+            return self.nn_error(
+                Code::NotFound,
+                format!(
+                    "no graph has a name of {} bytes (names are at most {MAX_GRAPH_NAME})",
+                    name.len()
+                ),
+            );
+        }
+        let Some(graph) = self.nn.graphs.get(&name).cloned() else {
+            return self.nn_error(
+                Code::NotFound,
+                format!("no graph named `{name}` is granted to this node"),
+            );
+        };
+        match self.nn.handles.insert(Entry::Graph(graph)) {
+            Some(rep) => Ok(Ok(Resource::new_own(rep))),
+            None => Err(self.too_many_handles()),
+        }
+    }
+}
+
+impl graph::HostGraph for HostState {
+    fn init_execution_context(
+        &mut self,
+        handle: Resource<GraphHandle>,
+    ) -> NnResult<Resource<ContextHandle>> {
+        let Some(Entry::Graph(graph)) = self.nn.handles.get(handle.rep()) else {
+            return Err(stale("graph"));
+        };
+        let graph = graph.clone();
+        match graph.graph.init_execution_context() {
+            Ok(context) => {
+                let entry = Entry::Context {
+                    context: Some(context),
+                    graph,
+                };
+                match self.nn.handles.insert(entry) {
+                    Some(rep) => Ok(Ok(Resource::new_own(rep))),
+                    None => Err(self.too_many_handles()),
+                }
+            }
+            Err(error) => self.nn_error(Code::RuntimeError, backend_message(&error)),
+        }
+    }
+
+    fn drop(&mut self, handle: Resource<GraphHandle>) -> wasmtime::Result<()> {
+        if let Some(Entry::Graph(_)) = self.nn.handles.get(handle.rep()) {
+            self.nn.handles.remove(handle.rep());
+        }
+        Ok(())
+    }
+}
+
+impl inference::Host for HostState {}
+
+impl inference::HostGraphExecutionContext for HostState {
+    async fn compute(
+        &mut self,
+        handle: Resource<ContextHandle>,
+        inputs: Vec<(String, Resource<TensorHandle>)>,
+    ) -> NnResult<Vec<(String, Resource<TensorHandle>)>> {
+        let mut tensors = Vec::with_capacity(inputs.len());
+        for (name, input) in inputs {
+            let tensor = self
+                .take_tensor(input.rep())
+                .ok_or_else(|| stale("tensor"))?;
+            tensors.push(BackendTensor { name, tensor });
+        }
+        let Some(Entry::Context { context, graph }) = self.nn.handles.get_mut(handle.rep()) else {
+            return Err(stale("execution context"));
+        };
+        let graph = graph.clone();
+        let Some(mut context) = context.take() else {
+            wasmtime::bail!("the execution context is already computing");
+        };
+        let input_bytes: usize = tensors.iter().map(|t| t.tensor.data.len()).sum();
+        let started = Instant::now();
+        let (context, result) = if input_bytes > INLINE_MAX_BYTES || graph.is_slow() {
+            let permit = match &self.nn.compute_slots {
+                Some(slots) => Some(slots.clone().acquire_owned().await?),
+                None => None,
+            };
+            let job = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let result = run(&mut context, tensors);
+                (context, result)
+            });
+            job.await
+                .map_err(|e| wasmtime::format_err!("the compute thread failed: {e}"))?
+        } else {
+            let result = run(&mut context, tensors);
+            (context, result)
+        };
+        graph.record(started.elapsed());
+        if let Some(Entry::Context { context: slot, .. }) = self.nn.handles.get_mut(handle.rep()) {
+            *slot = Some(context);
+        }
+        // Native code cannot be interrupted; the deadline is enforced the
+        // moment it returns.
+        if Instant::now() >= self.deadline {
+            self.timed_out = true;
+            wasmtime::bail!("the call ran past its deadline inside wasi-nn compute");
+        }
+        match result {
+            Ok(outputs) => {
+                let mut handles = Vec::with_capacity(outputs.len());
+                for BackendTensor { name, tensor } in outputs {
+                    handles.push((name, self.push_tensor(tensor)?));
+                }
+                Ok(Ok(handles))
+            }
+            Err(message) => self.nn_error(Code::RuntimeError, message),
+        }
+    }
+
+    fn drop(&mut self, handle: Resource<ContextHandle>) -> wasmtime::Result<()> {
+        if let Some(Entry::Context { .. }) = self.nn.handles.get(handle.rep()) {
+            self.nn.handles.remove(handle.rep());
+        }
+        Ok(())
+    }
+}
+
+/// Runs a backend compute, turning a panic inside the native library into an
+/// error rather than unwinding through the engine.
+fn run(
+    context: &mut wasmtime_wasi_nn::ExecutionContext,
+    inputs: Vec<BackendTensor>,
+) -> Result<Vec<BackendTensor>, String> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        context.compute_with_io(inputs)
+    }));
+    match outcome {
+        Ok(Ok(outputs)) => Ok(outputs),
+        Ok(Err(error)) => Err(backend_message(&error)),
+        Err(_) => Err("the backend panicked during compute".into()),
+    }
+}
+
+fn backend_message(error: &BackendError) -> String {
+    match error {
+        BackendError::BackendAccess(inner) => format!("{inner:#}"),
+        other => other.to_string(),
+    }
+}
+
+impl errors::Host for HostState {}
+
+impl errors::HostError for HostState {
+    fn code(&mut self, handle: Resource<ErrorHandle>) -> wasmtime::Result<errors::ErrorCode> {
+        let Some(Entry::Error { code, .. }) = self.nn.handles.get(handle.rep()) else {
+            return Err(stale("error"));
+        };
+        Ok(match code {
+            Code::RuntimeError => errors::ErrorCode::RuntimeError,
+            Code::UnsupportedOperation => errors::ErrorCode::UnsupportedOperation,
+            Code::NotFound => errors::ErrorCode::NotFound,
+        })
+    }
+
+    fn data(&mut self, handle: Resource<ErrorHandle>) -> wasmtime::Result<String> {
+        match self.nn.handles.get(handle.rep()) {
+            Some(Entry::Error { message, .. }) => Ok(message.clone()),
+            _ => Err(stale("error")),
+        }
+    }
+
+    fn drop(&mut self, handle: Resource<ErrorHandle>) -> wasmtime::Result<()> {
+        if let Some(Entry::Error { .. }) = self.nn.handles.get(handle.rep()) {
+            self.nn.handles.remove(handle.rep());
+        }
+        Ok(())
+    }
+}

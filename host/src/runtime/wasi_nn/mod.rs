@@ -1,0 +1,193 @@
+//! The host side of `wasi:nn`, owned by aimass rather than taken from
+//! `wasmtime-wasi-nn`, so that a plugin's use of it is contained:
+//!
+//! - every tensor a plugin creates or gets from `compute` is checked (its
+//!   bytes must match its dimensions) and charged to the plugin's memory cap,
+//!   and released when the call ends;
+//! - handles are valid only for the call they were given in;
+//! - graph names and error messages a plugin controls are bounded, and its
+//!   failures are not logged per call outside its log budget;
+//! - a large `compute` runs on a blocking thread, so it cannot stall the
+//!   async workers, and its deadline is checked as soon as it returns.
+//!
+//! The backends (tract, ONNX Runtime) still implement `wasmtime-wasi-nn`'s
+//! public graph and execution-context traits.
+
+mod handles;
+mod host;
+
+pub use handles::MAX_HANDLES;
+pub(crate) use handles::{Code, Entry, Handles};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wasmtime_wasi_nn::Graph;
+
+/// The resource type behind a guest's `wasi:nn` tensor handle.
+pub struct TensorHandle;
+/// The resource type behind a guest's `wasi:nn` graph handle.
+pub struct GraphHandle;
+/// The resource type behind a guest's `wasi:nn` execution context handle.
+pub struct ContextHandle;
+/// The resource type behind a guest's `wasi:nn` error handle.
+pub struct ErrorHandle;
+
+/// Computes on inputs up to this size run inline on the calling worker,
+/// unless their graph has been slow lately: a thread hop costs more than
+/// such a compute on the graphs we serve (the digits MLPs take 2–18 µs).
+pub const INLINE_MAX_BYTES: usize = 64 << 10;
+/// A graph whose last compute took longer than this runs its next ones on a
+/// blocking thread, whatever their size.
+pub const SLOW_COMPUTE: Duration = Duration::from_micros(500);
+
+/// One graph granted to a node, with how long its last compute took.
+pub struct GrantedGraph {
+    /// The backend's graph.
+    pub graph: Graph,
+    last_compute_nanos: AtomicU64,
+}
+
+impl GrantedGraph {
+    /// Wraps a loaded graph.
+    pub fn new(graph: Graph) -> Self {
+        GrantedGraph {
+            graph,
+            last_compute_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn is_slow(&self) -> bool {
+        self.last_compute_nanos.load(Ordering::Relaxed) > SLOW_COMPUTE.as_nanos() as u64
+    }
+
+    fn record(&self, took: Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.last_compute_nanos.store(nanos, Ordering::Relaxed);
+    }
+}
+
+/// The `wasi:nn` state of one instance: the graphs its node may reach, its
+/// handles, and the node's share of blocking compute threads.
+pub struct NnState {
+    graphs: Arc<std::collections::HashMap<String, Arc<GrantedGraph>>>,
+    pub(crate) handles: Handles,
+    compute_slots: Option<Arc<Semaphore>>,
+}
+
+impl NnState {
+    /// State reaching exactly `graphs`.
+    pub fn new(graphs: Arc<std::collections::HashMap<String, Arc<GrantedGraph>>>) -> Self {
+        NnState {
+            graphs,
+            handles: Handles::default(),
+            compute_slots: None,
+        }
+    }
+
+    /// Bounds the computes of this instance's node that may run on blocking
+    /// threads at once, counting those whose call was already abandoned at
+    /// its deadline (native code cannot be interrupted): a plugin that keeps
+    /// starting huge computes saturates only its own node.
+    pub fn with_compute_slots(mut self, slots: Arc<Semaphore>) -> Self {
+        self.compute_slots = Some(slots);
+        self
+    }
+
+    /// Live handles (tensors, errors, graphs, contexts).
+    pub fn live_handles(&self) -> usize {
+        self.handles.len()
+    }
+}
+
+/// Longest graph name looked up; longer names are not-found without a lookup.
+pub const MAX_GRAPH_NAME: usize = 256;
+/// Longest error message a plugin can read back from `wasi:nn`.
+pub const MAX_ERROR_MESSAGE: usize = 1024;
+
+/// `text` cut to at most `max` bytes on a character boundary, marked when
+/// cut.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes cut)", &text[..cut], text.len() - cut)
+}
+
+/// Our generated tensor type and `wasmtime-wasi-nn`'s are the same enum.
+pub(crate) fn to_backend(
+    ty: super::bindings::GuestTensorType,
+) -> wasmtime_wasi_nn::wit::TensorType {
+    use super::bindings::GuestTensorType as G;
+    use wasmtime_wasi_nn::wit::TensorType as B;
+    match ty {
+        G::Fp16 => B::Fp16,
+        G::Fp32 => B::Fp32,
+        G::Fp64 => B::Fp64,
+        G::Bf16 => B::Bf16,
+        G::U8 => B::U8,
+        G::I32 => B::I32,
+        G::I64 => B::I64,
+    }
+}
+
+pub(crate) fn from_backend(
+    ty: wasmtime_wasi_nn::wit::TensorType,
+) -> super::bindings::GuestTensorType {
+    use super::bindings::GuestTensorType as G;
+    use wasmtime_wasi_nn::wit::TensorType as B;
+    match ty {
+        B::Fp16 => G::Fp16,
+        B::Fp32 => G::Fp32,
+        B::Fp64 => G::Fp64,
+        B::Bf16 => G::Bf16,
+        B::U8 => G::U8,
+        B::I32 => G::I32,
+        B::I64 => G::I64,
+    }
+}
+
+/// Bytes per element of a `wasi:nn` tensor type.
+pub fn element_size(ty: wasmtime_wasi_nn::wit::TensorType) -> usize {
+    use wasmtime_wasi_nn::wit::TensorType as B;
+    match ty {
+        B::Fp16 | B::Bf16 => 2,
+        B::Fp32 | B::I32 => 4,
+        B::Fp64 | B::I64 => 8,
+        B::U8 => 1,
+    }
+}
+
+/// The bytes a tensor of `dimensions` and `ty` must have, or `None` when that
+/// does not fit in memory at all.
+pub fn expected_bytes(dimensions: &[u32], ty: wasmtime_wasi_nn::wit::TensorType) -> Option<usize> {
+    dimensions
+        .iter()
+        .try_fold(element_size(ty), |acc, &d| acc.checked_mul(d as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi_nn::wit::TensorType;
+
+    #[test]
+    fn expected_bytes_refuses_overflow() {
+        assert_eq!(expected_bytes(&[2, 3], TensorType::Fp32), Some(24));
+        assert_eq!(expected_bytes(&[], TensorType::I64), Some(8));
+        assert_eq!(expected_bytes(&[u32::MAX; 3], TensorType::Fp32), None);
+    }
+
+    #[test]
+    fn bounded_cuts_on_a_char_boundary() {
+        assert_eq!(bounded("short", 10), "short");
+        let cut = bounded(&"é".repeat(10), 5);
+        assert!(cut.starts_with("éé…"), "{cut}");
+        assert!(cut.contains("16 bytes cut"), "{cut}");
+    }
+}
