@@ -22,8 +22,10 @@ pub const QUEUE_SECONDS: &str = "aimass_node_queue_duration_seconds";
 /// Instances of a node running a call right now.
 pub const INSTANCES_IN_USE: &str = "aimass_node_instances_in_use";
 /// Failed plugin calls per node, by kind (trap, timeout, out_of_memory,
-/// invalid_input, model, internal).
+/// contract, invalid_input, model, internal).
 pub const PLUGIN_FAILURES: &str = "aimass_plugin_failures_total";
+/// Calls a saturated node turned away (queue full or queue timeout).
+pub const NODE_REJECTED: &str = "aimass_node_rejected_total";
 /// Model loads through the repository API, by outcome.
 pub const RELOADS: &str = "aimass_model_loads_total";
 
@@ -94,6 +96,11 @@ impl NodeMetrics {
     pub fn busy(&self) -> InUse {
         self.in_use.increment(1.0);
         InUse(self.in_use.clone())
+    }
+
+    /// A call the node turned away without running it.
+    pub fn rejected(&self) {
+        counter!(NODE_REJECTED, "node" => self.node.clone()).increment(1);
     }
 
     /// A call that ran, and how it ended (`None` for success).

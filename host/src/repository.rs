@@ -241,7 +241,7 @@ fn start_error(
         E::Timeout { .. } => (
             file.table_span("plugins", plugin),
             format!("plugins.{plugin}.timeout_ms"),
-            "the plugin did not start in time: fix the plugin, or raise `timeout_ms` if it              needs longer"
+            "the plugin did not start in time: fix the plugin, or raise `timeout_ms` if it needs longer"
                 .to_string(),
         ),
         E::OutOfMemory { .. } => (

@@ -162,7 +162,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::WrongWorld {
                 plugin: plugin.name().to_string(),
                 reason: format!(
-                    "its exports do not have the contract's types ({e:#}); rebuild it                      against aimass-sdk"
+                    "its exports do not have the contract's types ({e:#}); rebuild it against aimass-sdk"
                 ),
             })?;
         Ok(Instance {

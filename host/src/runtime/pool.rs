@@ -128,7 +128,11 @@ impl NodePool {
     /// Runs one inference on an instance of this node.
     pub async fn infer(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, RuntimeError> {
         let waiting = Instant::now();
-        let _permit = self.admit().await?;
+        let _permit = self.admit().await.inspect_err(|error| {
+            if matches!(error, RuntimeError::Saturated { .. }) {
+                self.metrics.rejected();
+            }
+        })?;
         self.metrics.queued(waiting.elapsed());
         let _in_use = self.metrics.busy();
         let started = Instant::now();
