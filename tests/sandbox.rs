@@ -198,7 +198,8 @@ async fn a_wrong_tensor_handed_to_compute_is_an_error_not_a_panic() {
         .unwrap();
     let spec = NodeSpec {
         node: "chaos".into(),
-        params: vec![],
+        // `x` declared [N, M], so the graph's [N, 10] logits fit it.
+        params: vec![("compute".into(), ParamValue::Flag(true))],
         graphs: store.grant(["graph"]).unwrap(),
         limits: InstanceLimits::default(),
         isolation: Isolation::Pooled,

@@ -5,6 +5,7 @@
 //! `cargo bench -p aimass-tests --bench runtime`
 
 use aimass::nn::{BackendKind, Device, GraphStore};
+use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{InstanceLimits, Isolation, NodePool, NodeSpec, Runtime};
 use aimass_test_artifacts::CHAOS;
 use aimass_tests::{digits_dir, f32_tensor, i64_tensor, load, runtime};
@@ -41,7 +42,8 @@ fn graphs() -> GraphStore {
 fn node(rt: &tokio::runtime::Runtime, runtime: &Arc<Runtime>, isolation: Isolation) -> NodePool {
     let spec = NodeSpec {
         node: "chaos".into(),
-        params: vec![],
+        // `x` declared [N, M], so the graph's [N, 10] logits fit it.
+        params: vec![("compute".into(), ParamValue::Flag(true))],
         graphs: graphs().grant(["graph"]).expect("grant"),
         limits: InstanceLimits::default(),
         isolation,
@@ -94,7 +96,7 @@ fn call_overhead(c: &mut Criterion) {
         let pool = node(&rt, &runtime, isolation);
         group.bench_function(label, |b| {
             b.to_async(&rt).iter(|| async {
-                let x = f32_tensor(&[1], &[1.0]);
+                let x = f32_tensor(&[1, 1], &[1.0]);
                 black_box(pool.infer(call(ECHO, x)).await.expect("echo"))
             })
         });

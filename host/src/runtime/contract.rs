@@ -135,12 +135,13 @@ pub fn check_outputs(
             ),
         });
     }
-    let mut seen = HashSet::new();
-    for (name, tensor) in outputs {
+    // No allocation on this per-call path: at most 256 outputs, compared
+    // pairwise only to find a duplicate.
+    for (index, (name, tensor)) in outputs.iter().enumerate() {
         let Some(spec) = info.outputs.iter().find(|s| &s.name == name) else {
             return Err(format!("output `{}` is not declared", bounded(name, 64)));
         };
-        if !seen.insert(name.as_str()) {
+        if outputs[..index].iter().any(|(earlier, _)| earlier == name) {
             return Err(format!("output `{name}` is returned twice"));
         }
         let dtype = super::info::Dtype::from(super::wasi_nn::from_backend(tensor.ty));
@@ -182,10 +183,11 @@ pub fn check_outputs(
             ));
         }
     }
-    if let Some(missing) = info
-        .outputs
-        .iter()
-        .find(|s| !seen.contains(s.name.as_str()))
+    if outputs.len() < info.outputs.len()
+        && let Some(missing) = info
+            .outputs
+            .iter()
+            .find(|s| !outputs.iter().any(|(name, _)| name == &s.name))
     {
         return Err(format!("declared output `{}` is missing", missing.name));
     }

@@ -118,11 +118,10 @@ impl Instance {
             // are not charged to its cap.
             let entry = super::wasi_nn::Entry::Tensor { tensor, charged: 0 };
             let Some(rep) = self.store.data_mut().nn.handles.insert(entry) else {
-                return Err(RuntimeError::Contract {
-                    plugin: self.plugin.clone(),
-                    call: "infer",
-                    message: "too many inputs".into(),
-                });
+                return Err(RuntimeError::Engine(format!(
+                    "more inputs than one instance of `{}` can hold",
+                    self.plugin
+                )));
             };
             handles.push((name, Resource::<TensorHandle>::new_own(rep)));
         }

@@ -12,6 +12,10 @@
 //! so it can stand in an ensemble or cascade; the init parameter `action`
 //! then says what every call does (0 answers uniform probabilities).
 //!
+//! With the init parameter `compute = true` it declares `x` (in and out) as
+//! FP32 [N, M], so that action 5 may return a graph's two-dimensional output
+//! within its declaration.
+//!
 //! With the init parameter `echo = "FP16" | "FP32" | "FP64" | "BF16" | "U8" |
 //! "I32" | "I64"` it declares one input `x` of that type, shape [N, M], and
 //! answers it back unchanged as `x`: a fixture for every element type.
@@ -28,6 +32,8 @@ struct Chaos {
     pose: Option<(u32, i64)>,
     /// Posing as an echo of this type.
     echo: Option<DType>,
+    /// Declaring `x` two-dimensional, for action 5.
+    compute: bool,
 }
 
 impl SubModel for Chaos {
@@ -40,7 +46,7 @@ impl SubModel for Chaos {
     }
 
     fn init(params: &Params) -> Result<Self> {
-        params.deny_unknown(&["classes", "action", "echo"])?;
+        params.deny_unknown(&["classes", "action", "echo", "compute"])?;
         let echo = match params.get::<String>("echo")?.as_deref() {
             None => None,
             Some(name) => Some(
@@ -68,6 +74,7 @@ impl SubModel for Chaos {
             graph: None,
             pose,
             echo,
+            compute: params.get_or("compute", false)?,
         })
     }
 
@@ -77,6 +84,13 @@ impl SubModel for Chaos {
                 .description("test fixture echoing its input")
                 .input("x", dtype, &[-1, -1])
                 .output("x", dtype, &[-1, -1]);
+        }
+        if self.compute {
+            return ModelInfo::new("chaos", "0.1.0", ModelKind::Other)
+                .description("test fixture handing its input to a graph")
+                .input("action", DType::I64, &[1])
+                .input("x", DType::Fp32, &[-1, -1])
+                .output("x", DType::Fp32, &[-1, -1]);
         }
         match self.pose {
             None => Self::describe(),
