@@ -425,7 +425,7 @@ async fn a_slow_node_turns_away_only_its_own_callers() {
         *statuses.entry(status).or_default() += 1;
         if status == 503 {
             assert!(
-                error_of(&body).contains("node `spin` is saturated"),
+                error_of(&body).contains("node `spin`: saturated"),
                 "{body}"
             );
         }

@@ -199,7 +199,7 @@ impl Repository {
                 max_instances: p.max_instances as usize,
                 max_queue: p
                     .max_queue
-                    .map_or(4 * p.max_instances as usize, |q| q as usize),
+                    .map_or(16 * p.max_instances as usize, |q| q as usize),
                 queue_timeout: Duration::from_millis(
                     p.queue_timeout_ms.unwrap_or(*p.timeout_ms.get_ref()),
                 ),

@@ -106,7 +106,7 @@ pub struct PluginConfig {
     #[serde(default = "default_max_instances")]
     pub max_instances: u32,
     /// Calls that may wait for a busy node's instance; past it a call is
-    /// refused at once (503). Default: 4 per instance.
+    /// refused at once (503). Default: 16 per instance.
     #[serde(default)]
     pub max_queue: Option<u32>,
     /// The longest a call waits for an instance, in milliseconds (503

@@ -80,7 +80,7 @@ pub enum RuntimeError {
     InvalidInfo { plugin: String, message: String },
     /// Every instance of the node is busy and its wait queue is full, or a
     /// call waited past the node's queue timeout.
-    #[error("node `{node}` is saturated: {reason}; try again later")]
+    #[error("saturated: {reason}; try again later")]
     Saturated { node: String, reason: String },
     /// The engine itself could not be set up.
     #[error("cannot set up the WebAssembly engine: {0}")]
