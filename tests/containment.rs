@@ -234,8 +234,7 @@ async fn an_init_that_never_returns_is_refused_in_time() {
     let started = Instant::now();
     let err = open_config("configs/invalid_hostile/sleep_init.toml")
         .await
-        .err()
-        .expect("a node that cannot start is refused");
+        .expect_err("a node that cannot start is refused");
     let took = started.elapsed();
     let message = err.to_string();
     assert!(message.contains("timed out in init"), "{message}");
@@ -424,10 +423,7 @@ async fn a_slow_node_turns_away_only_its_own_callers() {
         let (status, body) = answer.unwrap();
         *statuses.entry(status).or_default() += 1;
         if status == 503 {
-            assert!(
-                error_of(&body).contains("node `spin`: saturated"),
-                "{body}"
-            );
+            assert!(error_of(&body).contains("node `spin`: saturated"), "{body}");
         }
     }
     let took = started.elapsed();
@@ -526,7 +522,7 @@ async fn a_wrong_description_is_refused_at_load() {
         let dir = aimass_tests::temp_dir("bad-info");
         let path = dir.join("bad_info.toml");
         std::fs::write(&path, text).unwrap();
-        let err = open_config_file(&path).await.err().expect("refused");
+        let err = open_config_file(&path).await.expect_err("refused");
         std::fs::remove_dir_all(&dir).unwrap();
         let message = err.to_string();
         assert!(

@@ -86,7 +86,7 @@ fn specs(field: &str, specs: &[TensorSpec]) -> Result<(), String> {
             ));
         }
         for (d, &dim) in spec.shape.iter().enumerate() {
-            if dim < -1 || dim > MAX_FIXED_DIM {
+            if !(-1..=MAX_FIXED_DIM).contains(&dim) {
                 return Err(format!(
                     "`{at}.shape[{d}]` is {dim}; a dimension is -1 (dynamic) or 0..={MAX_FIXED_DIM}"
                 ));
