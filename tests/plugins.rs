@@ -272,17 +272,22 @@ async fn plugin_template() {
     assert_eq!(labels, vec![0, 1, 1]);
 }
 
+/// What the plugin at `path`, loaded as `name`, says about itself by default.
+async fn describe(name: &str, path: &str) -> aimass::runtime::ModelInfo {
+    let runtime = runtime();
+    let plugin = load(&runtime, name, path);
+    instance(&runtime, &plugin, name)
+        .await
+        .info()
+        .await
+        .unwrap()
+}
+
 // The sandbox fixtures' behaviour is tested in sandbox.rs; here, that they
 // load and describe themselves like any plugin.
 #[tokio::test]
 async fn chaos() {
-    let runtime = runtime();
-    let plugin = load(&runtime, "chaos", CHAOS);
-    let info = instance(&runtime, &plugin, "chaos")
-        .await
-        .info()
-        .await
-        .unwrap();
+    let info = describe("chaos", CHAOS).await;
     assert_eq!(info.name, "chaos");
     assert_eq!(
         info.inputs,
@@ -295,13 +300,7 @@ async fn chaos() {
 
 #[tokio::test]
 async fn prober() {
-    let runtime = runtime();
-    let plugin = load(&runtime, "prober", PROBER);
-    let info = instance(&runtime, &plugin, "prober")
-        .await
-        .info()
-        .await
-        .unwrap();
+    let info = describe("prober", PROBER).await;
     assert_eq!(info.name, "prober");
     assert_eq!(info.outputs, vec![spec("report", Dtype::Uint8, &[-1])]);
 }
@@ -324,13 +323,7 @@ fn wrong_world() {
 // Its attacks are tested in containment.rs.
 #[tokio::test]
 async fn hostile() {
-    let runtime = runtime();
-    let plugin = load(&runtime, "hostile", HOSTILE);
-    let info = instance(&runtime, &plugin, "hostile")
-        .await
-        .info()
-        .await
-        .unwrap();
+    let info = describe("hostile", HOSTILE).await;
     assert_eq!(info.inputs, vec![spec("x", Dtype::Fp32, &[-1, 10])]);
     assert_eq!(info.outputs, vec![spec("y", Dtype::Fp32, &[-1, 10])]);
 }

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 
 /// The most inputs or outputs a plugin may declare.
 pub const MAX_TENSORS: usize = 256;
-/// The most dimensions a declared tensor may have.
+/// The most dimensions a declared tensor, or a tensor a plugin makes, may
+/// have.
 pub const MAX_RANK: usize = 16;
 /// The largest fixed dimension a plugin may declare.
 pub const MAX_FIXED_DIM: i64 = 1 << 31;
@@ -144,7 +145,7 @@ pub fn check_outputs(
         if outputs[..index].iter().any(|(earlier, _)| earlier == name) {
             return Err(format!("output `{name}` is returned twice"));
         }
-        let dtype = super::info::Dtype::from(super::wasi_nn::from_backend(tensor.ty));
+        let dtype = super::info::Dtype::from(tensor.ty);
         if dtype != spec.dtype {
             return Err(format!(
                 "output `{name}` is declared {} but is {dtype}",

@@ -193,11 +193,6 @@ impl NodePool {
         }
     }
 
-    /// Calls waiting for an instance now.
-    pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Acquire)
-    }
-
     fn take_idle(&self) -> Option<Instance> {
         if self.spec.isolation == Isolation::PerRequest {
             return None;

@@ -99,6 +99,7 @@ impl Handles {
     }
 
     /// Live handles.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -5,14 +5,13 @@ use super::{
     MAX_GRAPH_NAME, TensorHandle, bounded, expected_bytes, from_backend, to_backend,
 };
 use crate::runtime::bindings::wasi::nn::{errors, graph, inference, tensor};
+use crate::runtime::contract::MAX_RANK;
 use crate::runtime::state::HostState;
 use std::time::Instant;
 use wasmtime::component::Resource;
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor as BackendTensor};
 
-/// The most dimensions a tensor may have.
-pub const MAX_RANK: usize = 16;
 /// Host bytes each live handle is charged besides its data.
 const ENTRY_OVERHEAD: usize = 64;
 

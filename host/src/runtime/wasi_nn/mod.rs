@@ -94,11 +94,6 @@ impl NnState {
         self.compute_slots = Some(slots);
         self
     }
-
-    /// Live handles (tensors, errors, graphs, contexts).
-    pub fn live_handles(&self) -> usize {
-        self.handles.len()
-    }
 }
 
 /// Longest graph name looked up; longer names are not-found without a lookup.
@@ -119,21 +114,11 @@ pub fn bounded(text: &str, max: usize) -> String {
     format!("{}… ({} bytes cut)", &text[..cut], text.len() - cut)
 }
 
-/// Our generated tensor type and `wasmtime-wasi-nn`'s are the same enum.
+/// Our generated tensor type as `wasmtime-wasi-nn`'s (the same enum).
 pub(crate) fn to_backend(
     ty: super::bindings::GuestTensorType,
 ) -> wasmtime_wasi_nn::wit::TensorType {
-    use super::bindings::GuestTensorType as G;
-    use wasmtime_wasi_nn::wit::TensorType as B;
-    match ty {
-        G::Fp16 => B::Fp16,
-        G::Fp32 => B::Fp32,
-        G::Fp64 => B::Fp64,
-        G::Bf16 => B::Bf16,
-        G::U8 => B::U8,
-        G::I32 => B::I32,
-        G::I64 => B::I64,
-    }
+    super::Dtype::from(ty).into()
 }
 
 pub(crate) fn from_backend(
@@ -152,23 +137,14 @@ pub(crate) fn from_backend(
     }
 }
 
-/// Bytes per element of a `wasi:nn` tensor type.
-pub fn element_size(ty: wasmtime_wasi_nn::wit::TensorType) -> usize {
-    use wasmtime_wasi_nn::wit::TensorType as B;
-    match ty {
-        B::Fp16 | B::Bf16 => 2,
-        B::Fp32 | B::I32 => 4,
-        B::Fp64 | B::I64 => 8,
-        B::U8 => 1,
-    }
-}
-
 /// The bytes a tensor of `dimensions` and `ty` must have, or `None` when that
 /// does not fit in memory at all.
 pub fn expected_bytes(dimensions: &[u32], ty: wasmtime_wasi_nn::wit::TensorType) -> Option<usize> {
     dimensions
         .iter()
-        .try_fold(element_size(ty), |acc, &d| acc.checked_mul(d as usize))
+        .try_fold(super::Dtype::from(ty).size(), |acc, &d| {
+            acc.checked_mul(d as usize)
+        })
 }
 
 #[cfg(test)]
