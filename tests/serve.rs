@@ -728,6 +728,7 @@ async fn limits_answer_413_and_503_and_the_server_keeps_serving() {
         max_body_bytes: 64 << 10,
         max_concurrency: 1,
         request_timeout: Duration::from_millis(150),
+        ..Limits::default()
     })
     .await;
     let row = digits_test_rows()[0].0.clone();

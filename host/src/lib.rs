@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod graph;
+pub mod logging;
 pub mod metrics;
 pub mod nn;
 pub mod repository;

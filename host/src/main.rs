@@ -1,6 +1,7 @@
 //! The `aimass` binary.
 
 use aimass::cli::{Cli, LogFormat};
+use aimass::logging::Escaping;
 use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -10,11 +11,12 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIMASS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = cli.log_format == LogFormat::Human && std::io::stderr().is_terminal();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(Escaping::new(std::io::stderr, ansi));
     match cli.log_format {
-        LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Human => logs.with_ansi(ansi).init(),
         LogFormat::Json => logs.json().with_current_span(true).init(),
     }
     match cli.run().await {

@@ -28,6 +28,12 @@ pub const PLUGIN_FAILURES: &str = "aimass_plugin_failures_total";
 pub const NODE_REJECTED: &str = "aimass_node_rejected_total";
 /// Model loads through the repository API, by outcome.
 pub const RELOADS: &str = "aimass_model_loads_total";
+/// Requests whose copy a shadow hierarchy did not send (its slots were busy).
+pub const SHADOW_DROPPED: &str = "aimass_shadow_dropped_total";
+
+/// The label for a model name the config does not have: names clients send
+/// never become metric series of their own.
+pub const UNKNOWN_MODEL: &str = "(unknown)";
 
 /// Seconds: 50 µs to 10 s, enough resolution for a 5 µs node and a slow
 /// hierarchy alike.
@@ -44,9 +50,32 @@ pub fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS).ok()?;
-            builder.install_recorder().ok()
+            let handle = builder.install_recorder().ok()?;
+            start_upkeep(handle.clone());
+            Some(handle)
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Histograms keep every sample until upkeep folds them into buckets, which
+/// the exporter does only when scraped: without a scraper, memory would grow
+/// with every request. A thread of its own, so it runs with or without a
+/// tokio runtime.
+fn start_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("aimass-metrics".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = started {
+        tracing::warn!("cannot start the metrics upkeep thread: {e}");
+    }
 }
 
 /// A finished inference request.
@@ -110,6 +139,11 @@ impl NodeMetrics {
             counter!(PLUGIN_FAILURES, "node" => self.node.clone(), "kind" => kind).increment(1);
         }
     }
+}
+
+/// A request whose shadow copy was not sent.
+pub fn shadow_dropped(shadow: &str) {
+    counter!(SHADOW_DROPPED, "shadow" => shadow.to_string()).increment(1);
 }
 
 /// A model load through the repository API.

@@ -52,6 +52,39 @@ impl Repository {
     /// The engine `file` asks for.
     pub fn engine(file: &ConfigFile) -> Result<Runtime, ConfigErrors> {
         let c = &file.config;
+        // Every node keeps at least one instance alive (a pooled node its
+        // warm one, a per-request node the one running its call), and a
+        // reload starts a node's new instance before the old one goes.
+        let nodes = c.nodes.len();
+        let slots = c.engine.max_instances as usize;
+        if nodes >= slots {
+            return Err(ConfigErrors::one(
+                file.error(
+                    file.table_span("engine", ""),
+                    "engine.max_instances",
+                    format!(
+                        "the engine has {slots} instance slots but the config has {nodes} nodes, \
+                         each needing at least one (and one more while it reloads)"
+                    ),
+                )
+                .fix(format!(
+                    "raise `engine.max_instances` to at least {}",
+                    nodes + 1
+                )),
+            ));
+        }
+        let most: u64 = c
+            .nodes
+            .values()
+            .filter_map(|n| c.plugins.get(n.plugin.get_ref()))
+            .map(|p| u64::from(p.max_instances.max(1)))
+            .sum();
+        if most > slots as u64 {
+            tracing::warn!(
+                "the nodes may use {most} instances at once but `engine.max_instances` is {slots}: \
+                 under full load some calls will be answered 503 (no free instance slot)"
+            );
+        }
         Runtime::new(EngineOptions {
             max_instances: c.engine.max_instances,
             // Checked to be at most 4096 MiB, so this cannot overflow.

@@ -138,7 +138,8 @@ pub fn write_serve_config() -> std::path::PathBuf {
 }
 
 /// The config at `relative` (from this crate's folder) with `@PLUGINS@`,
-/// `@DIGITS@` and `@CACHE@` filled in, written to a folder of its own.
+/// `@DIGITS@` and `@CACHE@` filled in and paths relative to `tests/configs`
+/// made absolute, written to a folder of its own.
 pub fn write_config(relative: &str) -> std::path::PathBuf {
     let plugins = Path::new(aimass_test_artifacts::SCALER)
         .parent()
@@ -148,7 +149,17 @@ pub fn write_config(relative: &str) -> std::path::PathBuf {
         .unwrap_or_else(|e| panic!("{relative}: {e}"))
         .replace("@PLUGINS@", &plugins.display().to_string())
         .replace("@DIGITS@", &digits_dir().display().to_string())
-        .replace("@CACHE@", &dir.join("cache").display().to_string());
+        .replace("@CACHE@", &dir.join("cache").display().to_string())
+        // Paths relative to tests/configs, for configs that are also
+        // opened in place (tests/configs/hierarchies.toml).
+        .replace(
+            "\"../../examples/digits/",
+            &format!("\"{}/", digits_dir().display()),
+        )
+        .replace(
+            "\"../models/",
+            &format!("\"{}/models/", env!("CARGO_MANIFEST_DIR")),
+        );
     let name = Path::new(relative).file_name().expect("a file name");
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write config");
@@ -176,11 +187,22 @@ impl TestServer {
     /// Serves the config at `relative` (see [`write_config`]) with `limits`,
     /// once it is ready.
     pub async fn start_config(relative: &str, limits: aimass::server::Limits) -> TestServer {
+        Self::start_guarded(relative, limits, aimass::server::AdminToken::none()).await
+    }
+
+    /// Serves the config at `relative` with `limits`, its management calls
+    /// guarded by `admin_token`, once it is ready.
+    pub async fn start_guarded(
+        relative: &str,
+        limits: aimass::server::Limits,
+        admin_token: aimass::server::AdminToken,
+    ) -> TestServer {
         let config = write_config(relative);
         let server = aimass::server::Server::bind(aimass::server::ServeOptions {
             config: config.clone(),
             listen: "127.0.0.1:0".parse().expect("address"),
             limits,
+            admin_token,
         })
         .await
         .expect("bind");

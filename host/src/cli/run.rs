@@ -27,7 +27,8 @@ pub async fn run(config: &Path, model: &str, input: &Path) -> Result<(), String>
         ));
     };
     let fail = |e: ApiError| e.to_string();
-    let mut decoded = decode(served, &body, &[]).map_err(fail)?;
+    let rows = crate::server::Limits::default().max_batch_rows;
+    let mut decoded = decode(served, &body, &[], rows).map_err(fail)?;
     decoded.outputs = decoded.outputs.as_json();
     let id = decoded.request.id.clone();
     let response = served

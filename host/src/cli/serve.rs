@@ -2,7 +2,7 @@
 //! config's models over HTTP until SIGINT or SIGTERM.
 
 use crate::config::ConfigFile;
-use crate::server::{Limits, ServeOptions, Server};
+use crate::server::{AdminToken, Limits, ServeOptions, Server};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,18 +18,97 @@ pub struct ServeArgs {
     /// Run each plugin's `build` command from the config first.
     #[arg(long, env = "AIMASS_BUILD")]
     pub build: bool,
-    /// The address to listen on (port 0 picks a free one).
+    /// The address to listen on, `HOST:PORT` (a name such as `localhost`
+    /// or an IP; port 0 picks a free one).
     #[arg(long, env = "AIMASS_LISTEN", default_value = "127.0.0.1:8000")]
-    pub listen: SocketAddr,
+    pub listen: String,
     /// The largest request body accepted, in bytes (413 above it).
     #[arg(long, env = "AIMASS_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
+    /// Request body bytes held at once across all requests (503 past it).
+    #[arg(long, env = "AIMASS_MAX_BODY_MEMORY_BYTES", default_value_t = Limits::default().max_body_memory_bytes)]
+    pub max_body_memory_bytes: usize,
+    /// The longest a request body may take to arrive, in milliseconds (408).
+    #[arg(long, env = "AIMASS_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+    /// The longest a client may take to send its request headers, and the
+    /// longest an idle connection stays open, in milliseconds.
+    #[arg(long, env = "AIMASS_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
+    pub header_timeout_ms: u64,
+    /// Connections open at once; one more is answered 503 and closed.
+    #[arg(long, env = "AIMASS_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
     /// Inference requests running at once; more get 503 at once.
     #[arg(long, env = "AIMASS_MAX_CONCURRENCY", default_value_t = Limits::default().max_concurrency)]
     pub max_concurrency: usize,
     /// The longest one inference request may take, in milliseconds.
     #[arg(long, env = "AIMASS_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// Rows one request may send to a model that sets no limit of its own
+    /// (400 above it).
+    #[arg(long, env = "AIMASS_MAX_BATCH_ROWS", default_value_t = Limits::default().max_batch_rows)]
+    pub max_batch_rows: usize,
+    /// The token management calls (`/v2/repository/...`) must send as
+    /// `Authorization: Bearer TOKEN`. Without one, they are accepted only
+    /// from this machine.
+    #[arg(
+        long,
+        env = "AIMASS_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
+    pub admin_token: Option<String>,
+    /// A file holding the admin token (keeps it out of `ps` and the
+    /// environment).
+    #[arg(long, env = "AIMASS_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_body_memory_bytes: self.max_body_memory_bytes,
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            max_connections: self.max_connections,
+            max_concurrency: self.max_concurrency,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_batch_rows: self.max_batch_rows,
+        }
+    }
+
+    fn admin_token(&self) -> Result<AdminToken, String> {
+        if let Some(token) = &self.admin_token {
+            return AdminToken::new(token).map_err(|e| format!("--admin-token: {e}"));
+        }
+        if let Some(path) = &self.admin_token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--admin-token-file: cannot read {}: {e}", path.display()))?;
+            return AdminToken::new(&text)
+                .map_err(|e| format!("--admin-token-file {}: {e}", path.display()));
+        }
+        Ok(AdminToken::none())
+    }
+}
+
+/// The address `listen` names: `HOST:PORT` where HOST is an IP or a name
+/// (the first address it resolves to).
+pub async fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = listen.parse() {
+        return Ok(addr);
+    }
+    let bad =
+        |why: String| format!("--listen `{listen}`: {why}; give HOST:PORT, e.g. 127.0.0.1:8000");
+    if !listen.contains(':') {
+        return Err(bad("it has no port".into()));
+    }
+    let mut addrs = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    addrs
+        .next()
+        .ok_or_else(|| bad("the name resolves to no address".into()))
 }
 
 /// Serves until a signal, then lets requests in flight finish.
@@ -37,14 +116,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     if args.build {
         build_plugins(&args.config)?;
     }
+    let listen = resolve_listen(&args.listen).await?;
     let server = Server::bind(ServeOptions {
+        limits: args.limits(),
+        admin_token: args.admin_token()?,
         config: args.config,
-        listen: args.listen,
-        limits: Limits {
-            max_body_bytes: args.max_body_bytes,
-            max_concurrency: args.max_concurrency,
-            request_timeout: Duration::from_millis(args.request_timeout_ms),
-        },
+        listen,
     })
     .await
     .map_err(|e| e.to_string())?;
@@ -125,4 +202,22 @@ async fn signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn listen_takes_host_names_and_ips() {
+        let addr = resolve_listen("localhost:0").await.expect("localhost");
+        assert!(addr.ip().is_loopback());
+        assert_eq!(
+            resolve_listen("127.0.0.1:8000").await,
+            Ok(([127, 0, 0, 1], 8000).into())
+        );
+        assert_eq!(resolve_listen("[::1]:80").await.map(|a| a.port()), Ok(80));
+        let error = resolve_listen("localhost").await.expect_err("no port");
+        assert!(error.contains("no port"), "{error}");
+    }
 }

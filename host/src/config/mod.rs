@@ -45,20 +45,38 @@ impl ConfigFile {
             }),
             Err(e) => {
                 let line = e.span().map(|span| line_of(&text, span.start));
-                Err(ConfigErrors::one(ConfigError {
+                let mut error = ConfigError {
                     file: path.display().to_string(),
                     line,
                     key: String::new(),
                     message: e.message().trim_end().to_string(),
                     fix: None,
-                }))
+                };
+                // toml's message for a missing or malformed value talks
+                // about quoting; say which key's value is wrong instead.
+                if let Some((key, value)) = e.span().and_then(|s| value_at(&text, s.start)) {
+                    error.key = key;
+                    if value.is_empty() {
+                        error.message = "has no value".into();
+                        error = error.fix(
+                            "write a value after `=`: a number, \"text\", true or false, \
+                             [a, list] or { a = table }",
+                        );
+                    }
+                }
+                Err(ConfigErrors::one(error))
             }
         }
     }
 
     /// The folder relative paths in the file start from.
     pub fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+        // A bare file name's parent is the empty path, which is no folder
+        // to run a command in.
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
     }
 
     /// `relative` resolved against the file's folder.
@@ -98,6 +116,42 @@ impl ConfigFile {
             .find_map(|header| self.text.find(header.as_str()))
             .map_or(0..0, |at| at..at + 1)
     }
+}
+
+/// When byte `at` lies in the value of a `key = value` line: the key,
+/// dotted under its table's header, and the value's text.
+fn value_at(text: &str, at: usize) -> Option<(String, String)> {
+    let start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let end = text
+        .get(at..)
+        .and_then(|t| t.find('\n'))
+        .map_or(text.len(), |i| at + i);
+    let line = text.get(start..end)?;
+    let equals = line.find('=')?;
+    if at < start + equals {
+        return None; // the key itself is wrong: toml's message says so
+    }
+    let key = line[..equals].trim();
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|header| {
+            header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string()
+        });
+    let dotted = match table {
+        Some(table) if !table.is_empty() => format!("{table}.{key}"),
+        _ => key.to_string(),
+    };
+    let value = line[equals + 1..].split('#').next().unwrap_or("").trim();
+    Some((dotted, value.to_string()))
 }
 
 /// 1-based line of byte offset `at`.
@@ -195,6 +249,26 @@ mod tests {
             schema["$defs"]["StageConfig"]["properties"]
                 .get("threshold")
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn a_key_without_a_value_is_named() {
+        let text = "[plugins.hostile]\npath = \"h.wasm\"\nmemory_mb = \ntimeout_ms = 5\n";
+        let err = ConfigFile::parse(Path::new("x.toml"), text.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml:3: plugins.hostile.memory_mb: has no value; write a value"),
+            "{err}"
+        );
+        let text = "[plugins.hostile]\npath = \"h.wasm\"\nmemory_mb = \"lots\"\n";
+        let err = ConfigFile::parse(Path::new("x.toml"), text.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml:3: plugins.hostile.memory_mb: "),
+            "{err}"
         );
     }
 

@@ -195,6 +195,11 @@ pub struct NodeConfig {
     /// Passed to the plugin's `init`.
     #[serde(default)]
     pub params: BTreeMap<String, ParamConfig>,
+    /// Rows one request may send (400 above it). Default: the smallest
+    /// limit of the models it calls (a plugin's declared max batch size), or
+    /// the server's `--max-batch-rows`.
+    #[serde(default)]
+    pub max_batch_rows: Option<u32>,
 }
 
 /// One `init` parameter.
@@ -283,6 +288,11 @@ pub struct SequenceConfig {
     /// The layers.
     #[schemars(with = "Vec<MemberRef>")]
     pub steps: Vec<Spanned<MemberRef>>,
+    /// Rows one request may send (400 above it). Default: the smallest
+    /// limit of the models it calls (a plugin's declared max batch size), or
+    /// the server's `--max-batch-rows`.
+    #[serde(default)]
+    pub max_batch_rows: Option<u32>,
 }
 
 /// A step of a DAG.
@@ -312,6 +322,11 @@ pub struct DagConfig {
     /// The response's tensors: name → `STEP.OUTPUT`.
     #[schemars(with = "BTreeMap<String, String>")]
     pub outputs: BTreeMap<String, Ref>,
+    /// Rows one request may send (400 above it). Default: the smallest
+    /// limit of the models it calls (a plugin's declared max batch size), or
+    /// the server's `--max-batch-rows`.
+    #[serde(default)]
+    pub max_batch_rows: Option<u32>,
 }
 
 /// How an ensemble combines its members.
@@ -346,6 +361,11 @@ pub struct EnsembleConfig {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub min_members: Option<Spanned<u32>>,
+    /// Rows one request may send (400 above it). Default: the smallest
+    /// limit of the models it calls (a plugin's declared max batch size), or
+    /// the server's `--max-batch-rows`.
+    #[serde(default)]
+    pub max_batch_rows: Option<u32>,
 }
 
 /// A branch of a switch.
@@ -421,6 +441,11 @@ pub struct SwitchConfig {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub default: Option<Ref>,
+    /// Rows one request may send (400 above it). Default: the smallest
+    /// limit of the models it calls (a plugin's declared max batch size), or
+    /// the server's `--max-batch-rows`.
+    #[serde(default)]
+    pub max_batch_rows: Option<u32>,
 }
 
 /// A stage of a cascade.
@@ -449,6 +474,11 @@ pub struct StageConfig {
 pub struct CascadeConfig {
     /// The stages, cheapest first.
     pub stages: Vec<StageConfig>,
+    /// Rows one request may send (400 above it). Default: the smallest
+    /// limit of the models it calls (a plugin's declared max batch size), or
+    /// the server's `--max-batch-rows`.
+    #[serde(default)]
+    pub max_batch_rows: Option<u32>,
 }
 
 /// Weighted traffic split, sticky by request id.
@@ -457,6 +487,11 @@ pub struct CascadeConfig {
 pub struct SplitterConfig {
     /// The versions and their `weight`s.
     pub routes: Vec<MemberConfig>,
+    /// Rows one request may send (400 above it). Default: the smallest
+    /// limit of the models it calls (a plugin's declared max batch size), or
+    /// the server's `--max-batch-rows`.
+    #[serde(default)]
+    pub max_batch_rows: Option<u32>,
 }
 
 /// A primary answers; a copy of each request goes to the shadow.
@@ -469,4 +504,16 @@ pub struct ShadowConfig {
     /// Gets a copy; its result or failure is only logged.
     #[schemars(with = "String")]
     pub shadow: Ref,
+    /// Shadow calls running at once; a request that finds them all busy
+    /// sends no copy (counted in `aimass_shadow_dropped_total`). Default 16.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
+    /// The longest a shadow call may run, in milliseconds. Default 10000.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Rows one request may send (400 above it). Default: the smallest
+    /// limit of the models it calls (a plugin's declared max batch size), or
+    /// the server's `--max-batch-rows`.
+    #[serde(default)]
+    pub max_batch_rows: Option<u32>,
 }

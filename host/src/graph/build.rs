@@ -22,7 +22,10 @@ pub fn build_models(
 ) -> Result<Models, ConfigErrors> {
     let mut models: Models = nodes
         .into_iter()
-        .map(|(name, pool)| (name.clone(), Arc::new(Served::node(&name, pool))))
+        .map(|(name, pool)| {
+            let max_rows = file.config.nodes.get(&name).and_then(|n| n.max_batch_rows);
+            (name.clone(), Arc::new(Served::node(&name, pool, max_rows)))
+        })
         .collect();
     let mut errors = Vec::new();
     for name in &order.0 {
@@ -482,7 +485,7 @@ impl Builder<'_> {
             let shadow = self.member(
                 &model_ref(&s.shadow, &format!("{key}.shadow")),
                 &BTreeMap::new(),
-                None,
+                Some(s.timeout_ms.unwrap_or(10_000)),
                 false,
                 1.0,
             )?;
@@ -498,16 +501,29 @@ impl Builder<'_> {
                 inputs,
                 outputs: primary.model.signature.outputs.clone(),
             };
-            (Kind::Shadow, signature, Body::Shadow { primary, shadow })
+            let slots = s.max_in_flight.unwrap_or(16).max(1) as usize;
+            let body = Body::Shadow {
+                primary,
+                shadow,
+                slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            };
+            (Kind::Shadow, signature, body)
         } else {
             return Err(self.err(0..0, name, format!("no hierarchy `{name}`")));
         };
-        Ok(Served {
+        let mut served = Served {
             name: name.to_string(),
             kind,
             signature,
+            max_rows: None,
             body,
-        })
+        };
+        // Its own limit, or the tightest of the models it calls: a row it
+        // accepts must fit every member it may reach.
+        served.max_rows = max_rows_override(c, name)
+            .map(|n| n as usize)
+            .or_else(|| served.members().iter().filter_map(|m| m.max_rows).min());
+        Ok(served)
     }
 
     fn ensemble(
@@ -667,4 +683,17 @@ impl Builder<'_> {
             }),
         ))
     }
+}
+
+/// The operator's `max_batch_rows` for hierarchy `name`, if set.
+fn max_rows_override(c: &crate::config::Config, name: &str) -> Option<u32> {
+    c.sequence
+        .get(name)
+        .and_then(|h| h.max_batch_rows)
+        .or_else(|| c.dag.get(name).and_then(|h| h.max_batch_rows))
+        .or_else(|| c.ensemble.get(name).and_then(|h| h.max_batch_rows))
+        .or_else(|| c.switch.get(name).and_then(|h| h.max_batch_rows))
+        .or_else(|| c.cascade.get(name).and_then(|h| h.max_batch_rows))
+        .or_else(|| c.splitter.get(name).and_then(|h| h.max_batch_rows))
+        .or_else(|| c.shadow.get(name).and_then(|h| h.max_batch_rows))
 }

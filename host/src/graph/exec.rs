@@ -175,35 +175,62 @@ impl Served {
                 let member = choose_route(routes, context.id.as_deref());
                 call_bound(member, context, take_bound(member, inputs)?).await
             }
-            Body::Shadow { primary, shadow } => {
-                let copy = bind(shadow, &inputs);
-                let shadow = shadow.clone();
-                let owner = self.name.clone();
-                tokio::spawn(async move {
-                    let quiet = Arc::new(Context {
-                        parameters: BTreeMap::new(),
-                        id: None,
-                        trace: None,
-                        dropped: Mutex::new(Vec::new()),
-                    });
-                    match copy {
-                        Ok(inputs) => match shadow.model.call(&quiet, inputs).await {
-                            Ok(_) => {
-                                tracing::debug!(shadow = %owner, model = %shadow.model.name, "shadow answered")
-                            }
-                            Err(e) => {
-                                tracing::warn!(shadow = %owner, model = %shadow.model.name, "shadow failed: {e}")
-                            }
-                        },
-                        Err(e) => tracing::warn!(shadow = %owner, "shadow not called: {e}"),
-                    }
-                }
-                // The request's span (its id) follows the shadow's log lines.
-                .in_current_span());
+            Body::Shadow {
+                primary,
+                shadow,
+                slots,
+            } => {
+                spawn_shadow(&self.name, shadow, slots, context, &inputs);
                 call_bound(primary, context, take_bound(primary, inputs)?).await
             }
         }
     }
+}
+
+/// Sends a copy of the request to a shadow, on a task of its own that can
+/// never delay or fail the primary: at most its slots at once (a request
+/// finding none free sends no copy, counted), within the shadow's timeout,
+/// with the request's parameters and id so switches and splitters inside
+/// it route as they would for the primary.
+fn spawn_shadow(
+    owner: &str,
+    shadow: &Member,
+    slots: &Arc<tokio::sync::Semaphore>,
+    context: &Context,
+    inputs: &[NamedTensor],
+) {
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
+        crate::metrics::shadow_dropped(owner);
+        tracing::debug!(shadow = %owner, "shadow busy: no copy sent");
+        return;
+    };
+    let copy = bind(shadow, inputs);
+    let shadow = shadow.clone();
+    let owner = owner.to_string();
+    let copied = Arc::new(Context {
+        parameters: context.parameters.clone(),
+        id: context.id.clone(),
+        trace: None,
+        dropped: Mutex::new(Vec::new()),
+    });
+    tokio::spawn(
+        async move {
+            match copy {
+                Ok(inputs) => match call_bound(&shadow, &copied, inputs).await {
+                    Ok(_) => {
+                        tracing::debug!(shadow = %owner, model = %shadow.model.name, "shadow answered")
+                    }
+                    Err(e) => {
+                        tracing::warn!(shadow = %owner, model = %shadow.model.name, "shadow failed: {e}")
+                    }
+                },
+                Err(e) => tracing::warn!(shadow = %owner, "shadow not called: {e}"),
+            }
+            drop(slot);
+        }
+        // The request's span (its id) follows the shadow's log lines.
+        .in_current_span(),
+    );
 }
 
 /// The member's inputs, renamed from the tensors available to it (copied:
@@ -667,6 +694,7 @@ mod tests {
                 inputs: vec![],
                 outputs: vec![],
             },
+            max_rows: None,
             body: Body::Sequence(vec![]),
         };
         Member {

@@ -122,6 +122,8 @@ pub struct Served {
     pub kind: Kind,
     /// What it takes and returns.
     pub signature: Signature,
+    /// The most rows one request may send, when it has a limit.
+    pub max_rows: Option<usize>,
     body: Body,
 }
 
@@ -135,8 +137,9 @@ impl std::fmt::Debug for Served {
 }
 
 impl Served {
-    /// A node served as a model of its own.
-    pub fn node(name: &str, pool: Arc<NodePool>) -> Served {
+    /// A node served as a model of its own, taking at most `max_rows` rows
+    /// per request or, when unset, what its plugin declares as its max batch.
+    pub fn node(name: &str, pool: Arc<NodePool>, max_rows: Option<u32>) -> Served {
         let info = pool.info();
         Served {
             name: name.to_string(),
@@ -145,6 +148,9 @@ impl Served {
                 inputs: info.inputs.clone(),
                 outputs: info.outputs.clone(),
             },
+            max_rows: max_rows
+                .or(info.max_batch_size.filter(|&n| n > 0))
+                .map(|n| n as usize),
             body: Body::Node(pool),
         }
     }
@@ -177,7 +183,9 @@ impl Served {
                 .collect(),
             Body::Cascade(stages) => stages.iter().map(|s| s.member.model.clone()).collect(),
             Body::Splitter(routes) => routes.iter().map(|m| m.model.clone()).collect(),
-            Body::Shadow { primary, shadow } => vec![primary.model.clone(), shadow.model.clone()],
+            Body::Shadow {
+                primary, shadow, ..
+            } => vec![primary.model.clone(), shadow.model.clone()],
         }
     }
 }
@@ -201,7 +209,12 @@ enum Body {
     Switch(Switch),
     Cascade(Vec<Stage>),
     Splitter(Vec<Member>),
-    Shadow { primary: Member, shadow: Member },
+    Shadow {
+        primary: Member,
+        shadow: Member,
+        /// Shadow calls running at once; none free means no copy.
+        slots: Arc<tokio::sync::Semaphore>,
+    },
 }
 
 /// Where a DAG step's input comes from.

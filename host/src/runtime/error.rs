@@ -82,6 +82,13 @@ pub enum RuntimeError {
     /// call waited past the node's queue timeout.
     #[error("saturated: {reason}; try again later")]
     Saturated { node: String, reason: String },
+    /// The engine has no free instance slot for a new instance (its
+    /// `engine.max_instances` are all alive, across every node).
+    #[error(
+        "no free instance slot in the engine ({reason}); every slot is in use across the \
+         nodes, retry later or raise `engine.max_instances`"
+    )]
+    Capacity { node: String, reason: String },
     /// The engine itself could not be set up.
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
@@ -108,6 +115,7 @@ impl RuntimeError {
             RuntimeError::OutOfMemory { .. } => "out_of_memory",
             RuntimeError::Contract { .. } => "contract",
             RuntimeError::Saturated { .. } => "saturated",
+            RuntimeError::Capacity { .. } => "capacity",
             RuntimeError::Plugin { kind, .. } => match kind {
                 GuestErrorKind::InvalidInput => "invalid_input",
                 GuestErrorKind::Model => "model",

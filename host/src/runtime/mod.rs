@@ -139,6 +139,17 @@ impl Runtime {
         let instantiation = pre.instance_pre().instantiate_async(&mut store);
         let instance = match tokio::time::timeout(limits.call_timeout, instantiation).await {
             Ok(Ok(instance)) => instance,
+            // Every slot of the engine's pool is taken: a capacity problem
+            // of this host, not a fault of the plugin.
+            Ok(Err(e))
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some() =>
+            {
+                return Err(RuntimeError::Capacity {
+                    node: node.to_string(),
+                    reason: format!("{e:#}"),
+                });
+            }
             Ok(Err(e)) => {
                 return Err(RuntimeError::Trap {
                     plugin: plugin.name().to_string(),

@@ -138,16 +138,15 @@ impl NodePool {
         let started = Instant::now();
         let mut instance = match self.take_idle() {
             Some(instance) => instance,
-            None => {
-                new_instance(
-                    &self.runtime,
-                    &self.plugin,
-                    &self.spec,
-                    &self.compute_slots,
-                    Some(&self.info),
-                )
-                .await?
-            }
+            None => new_instance(
+                &self.runtime,
+                &self.plugin,
+                &self.spec,
+                &self.compute_slots,
+                Some(&self.info),
+            )
+            .await
+            .inspect_err(|e| self.metrics.call(started.elapsed(), Some(e.metric_kind())))?,
         };
         let result = instance.infer(inputs).await;
         self.metrics.call(

@@ -4,6 +4,7 @@
 //! a 400 that names the input, the expected and the actual type or shape.
 
 use super::error::ApiError;
+use super::json_data::JsonData;
 use super::protocol::{InferRequest, InferResponse, OutputData, OutputTensor};
 use crate::graph::{Request, Response, Served};
 use crate::nn::shape_text;
@@ -86,8 +87,14 @@ pub fn split_body<'a>(
     Ok(body.split_at(length))
 }
 
-/// Parses and checks a request for `model`.
-pub fn decode(model: &Served, json: &[u8], binary: &[u8]) -> Result<Decoded, ApiError> {
+/// Parses and checks a request for `model`, which takes at most
+/// `default_max_rows` rows per request unless it sets its own limit.
+pub fn decode(
+    model: &Served,
+    json: &[u8],
+    binary: &[u8],
+    default_max_rows: usize,
+) -> Result<Decoded, ApiError> {
     let request: InferRequest = serde_json::from_slice(json).map_err(|e| {
         ApiError::BadRequest(format!("the request is not a valid inference request: {e}"))
     })?;
@@ -116,6 +123,10 @@ pub fn decode(model: &Served, json: &[u8], binary: &[u8]) -> Result<Decoded, Api
         }
         let spec = &specs[index];
         let dims = check_type_and_shape(&model.name, spec, &input.datatype, &input.shape)?;
+        if spec.shape.first().is_some_and(|&d| d < 0) {
+            let sent = dims.first().copied().unwrap_or(0) as usize;
+            check_rows(model, &input.name, sent, default_max_rows)?;
+        }
         let count = dims
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
@@ -156,7 +167,7 @@ pub fn decode(model: &Served, json: &[u8], binary: &[u8]) -> Result<Decoded, Api
                 rest = after;
                 mine.to_vec()
             }
-            (None, Some(data)) => json_bytes(&input.name, spec.dtype, data, count)?,
+            (None, Some(data)) => json_bytes(&input.name, spec.dtype, data, &dims, count)?,
             (None, None) => {
                 return Err(ApiError::BadRequest(format!(
                     "input `{}` has neither `data` nor `parameters.binary_data_size`",
@@ -335,6 +346,33 @@ pub fn encode(
     Ok(Encoded { body, json_length })
 }
 
+/// Every model answers one or more rows, up to its limit, the same way
+/// whatever its kind: known before any plugin runs, a client error.
+fn check_rows(
+    model: &Served,
+    input: &str,
+    rows: usize,
+    default_max_rows: usize,
+) -> Result<(), ApiError> {
+    if rows == 0 {
+        return Err(ApiError::BadRequest(format!(
+            "input `{input}` has 0 rows; model `{}` needs at least one",
+            model.name
+        )));
+    }
+    let (limit, source) = match model.max_rows {
+        Some(limit) => (limit, "its own limit"),
+        None => (default_max_rows, "the server's --max-batch-rows"),
+    };
+    if rows > limit {
+        return Err(ApiError::BadRequest(format!(
+            "input `{input}` has {rows} rows; model `{}` takes at most {limit} per request              ({source}); split the request",
+            model.name
+        )));
+    }
+    Ok(())
+}
+
 fn flag(parameters: &Map<String, Value>, key: &str) -> Result<bool, ApiError> {
     match parameters.get(key) {
         None => Ok(false),
@@ -403,64 +441,103 @@ fn check_type_and_shape(
         .collect()
 }
 
-/// JSON elements (flat or nested, row-major) as little-endian bytes.
-fn json_bytes(input: &str, dtype: Dtype, data: &Value, count: usize) -> Result<Vec<u8>, ApiError> {
+/// JSON elements (flat, or nested exactly as the shape) as little-endian
+/// bytes of the input's type; a value the type cannot hold is refused, not
+/// rounded to infinity or wrapped.
+fn json_bytes(
+    input: &str,
+    dtype: Dtype,
+    data: &JsonData,
+    dims: &[u32],
+    count: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let bad = |message: String| ApiError::BadRequest(format!("input `{input}`: {message}"));
     if dtype == Dtype::Bf16 {
-        return Err(ApiError::BadRequest(format!(
-            "input `{input}`: BF16 data can only be sent as binary data"
+        return Err(bad("BF16 data can only be sent as binary data".into()));
+    }
+    if let Some(why) = &data.irregular {
+        return Err(bad(format!("its data is not a regular array: {why}")));
+    }
+    match data.depth {
+        Some(0) => return Err(bad("its data must be an array, not a bare value".into())),
+        // Flat, or nested exactly as the shape says.
+        Some(1) | None => {}
+        Some(_) => {
+            let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+            if data.nesting != shape {
+                return Err(bad(format!(
+                    "its data is nested as {:?} but its shape is {:?}; send the data flat \
+                     or nested exactly as the shape",
+                    data.nesting, shape
+                )));
+            }
+        }
+    }
+    if data.len() != count {
+        return Err(bad(format!(
+            "its shape holds {count} elements but its data has {}",
+            data.len()
         )));
     }
-    // Not sized from `count`: the shape is the client's word, the data is
-    // what arrived, and a huge shape must not reserve memory it never sends.
-    let mut elements = Vec::new();
-    flatten(data, &mut elements);
-    if elements.len() != count {
-        return Err(ApiError::BadRequest(format!(
-            "input `{input}`: its shape holds {count} elements but its data has {}",
-            elements.len()
+    if let Some((index, what)) = data.not_a_number {
+        return Err(bad(format!(
+            "element {index} is {what}, not a {dtype} value"
         )));
     }
-    let mut bytes = Vec::with_capacity(count * dtype.size());
-    for (i, element) in elements.into_iter().enumerate() {
-        let wrong = || {
-            ApiError::BadRequest(format!(
-                "input `{input}`: element {i} is {element}, not a {dtype} value"
-            ))
+    let wrong = |i: usize| {
+        bad(format!(
+            "element {i} is {}, not a {dtype} value",
+            data.describe(i)
+        ))
+    };
+    let out_of_range = |i: usize| {
+        bad(format!(
+            "element {i} is {}, outside the range of {dtype}",
+            data.describe(i)
+        ))
+    };
+    let mut bytes = Vec::with_capacity(count.saturating_mul(dtype.size()));
+    for (i, &value) in data.values.iter().enumerate() {
+        // Integers too large for an f64 are kept on the side as NaN.
+        let value = if value.is_nan() {
+            data.integer(i).map_or(value, |v| v as f64)
+        } else {
+            value
         };
         match dtype {
             Dtype::Fp32 => {
-                let v = element.as_f64().ok_or_else(wrong)? as f32;
+                let v = value as f32;
+                if v.is_infinite() {
+                    return Err(out_of_range(i));
+                }
                 bytes.extend_from_slice(&v.to_le_bytes());
             }
-            Dtype::Fp64 => {
-                bytes.extend_from_slice(&element.as_f64().ok_or_else(wrong)?.to_le_bytes())
-            }
+            Dtype::Fp64 => bytes.extend_from_slice(&value.to_le_bytes()),
             Dtype::Fp16 => {
-                let v = half::f16::from_f64(element.as_f64().ok_or_else(wrong)?);
+                let v = half::f16::from_f64(value);
+                if v.is_infinite() {
+                    return Err(out_of_range(i));
+                }
                 bytes.extend_from_slice(&v.to_le_bytes());
             }
             Dtype::Uint8 => {
-                let v = element.as_u64().and_then(|v| u8::try_from(v).ok());
-                bytes.push(v.ok_or_else(wrong)?);
+                let v = data.integer(i).ok_or_else(|| wrong(i))?;
+                bytes.push(u8::try_from(v).map_err(|_| out_of_range(i))?);
             }
             Dtype::Int32 => {
-                let v = element.as_i64().and_then(|v| i32::try_from(v).ok());
-                bytes.extend_from_slice(&v.ok_or_else(wrong)?.to_le_bytes());
+                let v = data.integer(i).ok_or_else(|| wrong(i))?;
+                let v = i32::try_from(v).map_err(|_| out_of_range(i))?;
+                bytes.extend_from_slice(&v.to_le_bytes());
             }
             Dtype::Int64 => {
-                bytes.extend_from_slice(&element.as_i64().ok_or_else(wrong)?.to_le_bytes())
+                let v = data.integer(i).ok_or_else(|| wrong(i))?;
+                let v = i64::try_from(v).map_err(|_| out_of_range(i))?;
+                bytes.extend_from_slice(&v.to_le_bytes());
             }
-            Dtype::Bf16 => return Err(wrong()),
+            Dtype::Bf16 => return Err(wrong(i)),
         }
     }
     Ok(bytes)
-}
-
-fn flatten<'v>(value: &'v Value, out: &mut Vec<&'v Value>) {
-    match value {
-        Value::Array(items) => items.iter().for_each(|item| flatten(item, out)),
-        other => out.push(other),
-    }
 }
 
 /// Little-endian bytes as JSON numbers of the tensor's own type.

@@ -4,7 +4,9 @@
 
 use crate::graph::ExecError;
 use crate::runtime::RuntimeError;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Why a request got no answer.
@@ -19,6 +21,15 @@ pub enum ApiError {
     /// The body is over the server's limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A management call without the right token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A management call from a client that may not make it.
+    #[error("{0}")]
+    Forbidden(String),
     /// Not ready yet, shutting down, unloaded, overloaded or out of time.
     #[error("{0}")]
     Unavailable(String),
@@ -35,6 +46,9 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ModelFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -50,7 +64,10 @@ impl From<ExecError> for ApiError {
             // The node's queue wait ended because the node is going away
             // (a reload swapped it out under a hierarchy built earlier).
             ExecError::Node {
-                source: RuntimeError::Engine(_) | RuntimeError::Saturated { .. },
+                source:
+                    RuntimeError::Engine(_)
+                    | RuntimeError::Saturated { .. }
+                    | RuntimeError::Capacity { .. },
                 ..
             } => ApiError::Unavailable(error.to_string()),
             _ => ApiError::ModelFailed(error.to_string()),
@@ -71,11 +88,58 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::json!({ "error": self.to_string() });
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let headers = response.headers_mut();
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the body was not read: the connection cannot
+            // carry another request.
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }
+}
+
+/// Gives every error the server sends the protocol's `{"error": "..."}`
+/// body, whoever produced it: axum's extractors and fallbacks answer in
+/// plain text (or nothing), and tritonclient reads only `error`.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Our own bodies are small; one from elsewhere is cut, never buffered whole.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string()
+    } else {
+        text
+    };
+    let body = serde_json::json!({ "error": message }).to_string();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }

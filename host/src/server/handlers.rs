@@ -1,6 +1,7 @@
 //! One function per endpoint of the Open Inference Protocol, plus the
 //! Triton extensions tritonclient calls and `/metrics`.
 
+use super::body::{ReadBody, read_body};
 use super::codec::{self, HEADER_LENGTH};
 use super::error::ApiError;
 use super::protocol::{ModelMetadata, ServerMetadata, TensorMetadata};
@@ -13,10 +14,9 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 type Shared = State<Arc<ServerState>>;
 
@@ -162,9 +162,32 @@ pub async fn model_stats(State(state): Shared, path: ModelPath) -> Result<Json<V
     Ok(Json(json!({ "model_stats": [stats] })))
 }
 
+/// Management bodies are small JSON objects.
+const MANAGEMENT_BODY_BYTES: usize = 64 << 10;
+
+async fn management_body(
+    state: &ServerState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<ReadBody, ApiError> {
+    let limits = &state.limits;
+    read_body(
+        headers,
+        body,
+        MANAGEMENT_BODY_BYTES,
+        limits.body_timeout,
+        &state.bodies,
+    )
+    .await
+}
+
 /// `POST /v2/repository/index` (an empty body is accepted).
-pub async fn repository_index(State(state): Shared, body: Body) -> Result<Json<Value>, ApiError> {
-    let body = read_body(body, 64 << 10).await?;
+pub async fn repository_index(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let body = management_body(&state, &headers, body).await?.bytes;
     let ready_only = match optional_object(&body)? {
         Some(object) => object
             .get("ready")
@@ -180,9 +203,10 @@ pub async fn repository_index(State(state): Shared, body: Body) -> Result<Json<V
 pub async fn load(
     State(state): Shared,
     path: ModelPath,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let body = read_body(body, 64 << 10).await?;
+    let body = management_body(&state, &headers, body).await?.bytes;
     if let Some(object) = optional_object(&body)?
         && let Some(parameters) = object.get("parameters").and_then(Value::as_object)
         && let Some(key) = parameters
@@ -196,7 +220,7 @@ pub async fn load(
         )));
     }
     let result = state.load(&path.model).await;
-    crate::metrics::model_load(&path.model, result.is_ok());
+    crate::metrics::model_load(state.metric_label(&path.model), result.is_ok());
     let took = result?;
     tracing::info!(model = %path.model, "loaded in {} ms", took.as_millis());
     Ok(StatusCode::OK)
@@ -206,9 +230,10 @@ pub async fn load(
 pub async fn unload(
     State(state): Shared,
     path: ModelPath,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let body = read_body(body, 64 << 10).await?;
+    let body = management_body(&state, &headers, body).await?.bytes;
     optional_object(&body)?;
     state.unload(&path.model)?;
     tracing::info!(model = %path.model, "unloaded");
@@ -247,15 +272,6 @@ pub async fn infer(
 ) -> Result<Response, ApiError> {
     let arrived = Instant::now();
     let model = state.model(&path.model, path.version.as_deref())?;
-    // Taken before the body is read, so the limit also bounds the memory
-    // held by bodies in flight.
-    let Ok(_permit) = state.inflight.clone().try_acquire_owned() else {
-        crate::metrics::rejected("overloaded");
-        return Err(ApiError::Unavailable(format!(
-            "the server is at its limit of {} inference requests at once; retry later",
-            state.limits.max_concurrency
-        )));
-    };
     let stats = state.stats(&model.name);
     let result = answer(&state, &model, &headers, body, arrived).await;
     let total = arrived.elapsed();
@@ -277,24 +293,39 @@ async fn answer(
     body: Body,
     arrived: Instant,
 ) -> Result<(u64, Phases, Response), ApiError> {
-    let bytes = read_body(body, state.limits.max_body_bytes)
-        .await
-        .inspect_err(|e| {
-            if matches!(e, ApiError::TooLarge(_)) {
-                crate::metrics::rejected("too_large");
-            }
-        })?;
+    let limits = &state.limits;
+    // The body is read (within its deadline and the bytes budget) before a
+    // permit is taken, so a slow client holds nothing inference needs.
+    let body = read_body(
+        headers,
+        body,
+        limits.max_body_bytes,
+        limits.body_timeout,
+        &state.bodies,
+    )
+    .await?;
     let json_length = match headers.get(HEADER_LENGTH) {
         Some(value) => Some(value.to_str().map_err(|_| {
             ApiError::BadRequest("header Inference-Header-Content-Length is not text".into())
         })?),
         None => None,
     };
-    let (json, binary) = codec::split_body(json_length, &bytes)?;
-    let decoded = codec::decode(model, json, binary)?;
+    let (json, binary) = codec::split_body(json_length, &body.bytes)?;
+    let decoded = codec::decode(model, json, binary, limits.max_batch_rows)?;
+    // The bytes are decoded; the budget stays charged for the tensors made
+    // from them until the answer is sent.
+    let mut body = body;
+    body.bytes = Vec::new();
+    let Ok(_permit) = state.inflight.clone().try_acquire_owned() else {
+        crate::metrics::rejected("overloaded");
+        return Err(ApiError::Unavailable(format!(
+            "the server is at its limit of {} inference requests at once; retry later",
+            limits.max_concurrency
+        )));
+    };
     let id = decoded.request.id.clone();
     let decoded_at = Instant::now();
-    let timeout = state.limits.request_timeout;
+    let timeout = limits.request_timeout;
     let response = tokio::time::timeout(timeout, model.run(decoded.request))
         .await
         .map_err(|_| {
@@ -329,41 +360,6 @@ async fn answer(
         }
     }
     Ok((decoded.rows, phases, response))
-}
-
-/// Past the limit, the rest of the body is still read (up to this much
-/// more, or this long) before answering 413: a server that closes a socket
-/// with unread data makes the kernel reset the connection, and the client
-/// would see a broken pipe instead of the error.
-const DRAIN_BYTES: usize = 64 << 20;
-const DRAIN_TIME: Duration = Duration::from_secs(2);
-
-/// Reads a whole body, refusing one over `limit` bytes with 413.
-async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut stream = body.into_data_stream();
-    let mut bytes = Vec::new();
-    let mut total = 0usize;
-    let mut over_since = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
-        total = total.saturating_add(chunk.len());
-        if total <= limit {
-            bytes.extend_from_slice(&chunk);
-            continue;
-        }
-        let since = *over_since.get_or_insert_with(Instant::now);
-        if total > limit.saturating_add(DRAIN_BYTES) || since.elapsed() > DRAIN_TIME {
-            break;
-        }
-    }
-    if total > limit {
-        return Err(ApiError::TooLarge(format!(
-            "the request body is over the server's limit of {limit} bytes \
-             (raise it with --max-body-bytes)"
-        )));
-    }
-    Ok(bytes)
 }
 
 /// An optional JSON object body (empty is fine).

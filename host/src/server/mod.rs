@@ -3,12 +3,17 @@
 //! uses, hot reload through the repository API, Prometheus metrics and a
 //! request id on every log line.
 
+mod admin;
+mod body;
 mod codec;
 mod error;
 mod handlers;
+mod json_data;
+mod listener;
 mod protocol;
 mod state;
 
+pub use admin::AdminToken;
 pub use codec::{Decoded, Encoded, OutputChoice, decode, encode, split_body};
 pub use error::ApiError;
 pub use state::{Limits, ModelStats, ServerState};
@@ -38,6 +43,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Body size, concurrency and time limits.
     pub limits: Limits,
+    /// What management calls need.
+    pub admin_token: AdminToken,
 }
 
 /// Why the server stopped with an error.
@@ -80,7 +87,11 @@ impl Server {
         crate::metrics::install();
         Ok(Server {
             listener,
-            state: Arc::new(ServerState::new(options.config, options.limits)),
+            state: Arc::new(ServerState::new(
+                options.config,
+                options.limits,
+                options.admin_token,
+            )),
         })
     }
 
@@ -139,8 +150,11 @@ impl Server {
                 state.start_draining();
             }
         };
-        axum::serve(self.listener, router(state))
-            .with_graceful_shutdown(stop)
+        let connections = listener::ConnectionLimits {
+            max_connections: state.limits.max_connections,
+            header_timeout: state.limits.header_timeout,
+        };
+        listener::serve(self.listener, router(state.clone()), connections, stop)
             .await
             .map_err(ServeError::Serve)?;
         let failed = failure.lock().ok().and_then(|mut slot| slot.take());
@@ -179,14 +193,23 @@ pub fn router(state: Arc<ServerState>) -> Router {
             "/v2/models/{model}/versions/{version}/stats",
             get(model_stats),
         )
-        .route("/v2/repository/index", post(repository_index))
-        .route("/v2/repository/models/{model}/load", post(load))
-        .route("/v2/repository/models/{model}/unload", post(unload))
+        .merge(management(state.clone()))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// The endpoints that change what is served, behind the admin guard.
+fn management(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
+    use handlers::*;
+    Router::new()
+        .route("/v2/repository/index", post(repository_index))
+        .route("/v2/repository/models/{model}/load", post(load))
+        .route("/v2/repository/models/{model}/unload", post(unload))
+        .route_layer(middleware::from_fn_with_state(state, admin::require_admin))
 }
 
 /// Runs each request in a span carrying its id (the client's

@@ -34,7 +34,7 @@ pub struct InputTensor {
     pub parameters: Option<Map<String, Value>>,
     /// The elements, flat or nested, row-major.
     #[serde(default)]
-    pub data: Option<Value>,
+    pub data: Option<super::json_data::JsonData>,
 }
 
 /// One output a client asks for.

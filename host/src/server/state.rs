@@ -2,6 +2,8 @@
 //! name (swapped one at a time by a reload), readiness, limits and each
 //! model's statistics.
 
+use super::admin::AdminToken;
+use super::body::BodyBudget;
 use super::error::ApiError;
 use super::protocol::IndexEntry;
 use crate::config::ConfigFile;
@@ -15,23 +17,39 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 
-/// The server's limits.
+/// The server's limits: everything a client controls is bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// The largest request body accepted, in bytes (413 above it).
     pub max_body_bytes: usize,
+    /// Request body bytes held at once across all requests (503 past it).
+    pub max_body_memory_bytes: usize,
+    /// The longest a request body may take to arrive (408 after it).
+    pub body_timeout: Duration,
+    /// The longest a client may take to send its headers, and the longest
+    /// an idle connection stays open.
+    pub header_timeout: Duration,
+    /// Connections open at once (one more is answered 503 and closed).
+    pub max_connections: usize,
     /// Inference requests running at once; one more gets 503.
     pub max_concurrency: usize,
     /// The longest one inference request may take (503 after it).
     pub request_timeout: Duration,
+    /// Rows per request for a model that declares no limit of its own.
+    pub max_batch_rows: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 64 << 20,
+            max_body_memory_bytes: 256 << 20,
+            body_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(30),
+            max_connections: 1024,
             max_concurrency: 256,
             request_timeout: Duration::from_secs(30),
+            max_batch_rows: 8192,
         }
     }
 }
@@ -44,6 +62,10 @@ pub struct ServerState {
     pub limits: Limits,
     /// One permit per inference request running.
     pub inflight: Arc<Semaphore>,
+    /// Request body bytes in memory.
+    pub bodies: BodyBudget,
+    /// What management calls need.
+    pub admin_token: AdminToken,
     /// When the server was bound.
     pub started: Instant,
     draining: AtomicBool,
@@ -77,11 +99,13 @@ enum Slot {
 
 impl ServerState {
     /// A server for `config`, serving nothing until [`ServerState::install`].
-    pub fn new(config: PathBuf, limits: Limits) -> Self {
+    pub fn new(config: PathBuf, limits: Limits, admin_token: AdminToken) -> Self {
         ServerState {
             config,
             limits,
             inflight: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
+            bodies: BodyBudget::new(limits.max_body_memory_bytes),
+            admin_token,
             started: Instant::now(),
             draining: AtomicBool::new(false),
             catalog: RwLock::new(Catalog::default()),
@@ -139,6 +163,16 @@ impl ServerState {
             Some(other) => Err(ApiError::NotFound(format!(
                 "model `{name}` has no version `{other}` (it serves version 1)"
             ))),
+        }
+    }
+
+    /// `name` when the config has such a model, else one fixed label: what
+    /// clients send must not become new metric series.
+    pub fn metric_label<'a>(&self, name: &'a str) -> &'a str {
+        if self.catalog().models.contains_key(name) {
+            name
+        } else {
+            crate::metrics::UNKNOWN_MODEL
         }
     }
 

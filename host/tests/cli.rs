@@ -1,0 +1,185 @@
+//! The `aimass` binary as a new user meets it: host names for `--listen`, a
+//! bare config file name with `--build`, and log lines a client cannot
+//! forge, in both log formats.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// A folder of its own under the temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("aimass-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server with no models, started from `dir` with `args`; its address and
+/// everything it logs.
+struct Served {
+    child: Child,
+    address: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    fn start(dir: &Path, args: &[&str]) -> Served {
+        std::fs::write(dir.join("empty.toml"), "# serves nothing\n").unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aimass"))
+            .arg("serve")
+            .arg("empty.toml")
+            .args(args)
+            .env("AIMASS_LOG", "info")
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (found, address) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, rest)) = line.split_once("listening on http://") {
+                    let address: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = found.send(address);
+                }
+                kept.lock().unwrap().push(line);
+            }
+        });
+        let address = address
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no address; log: {:?}", log.lock().unwrap()));
+        Served {
+            child,
+            address,
+            log,
+        }
+    }
+
+    fn get(&self, path: &str) -> u16 {
+        let started = Instant::now();
+        loop {
+            // The server answers 503 until its (empty) config is loaded.
+            let status = http_get::blocking_get(&format!("http://{}{path}", self.address));
+            if status != 503 || started.elapsed() > Duration::from_secs(30) {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server and returns its log.
+    fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.log.lock().unwrap().clone()
+    }
+}
+
+mod http_get {
+    /// A GET over a plain socket (the dev-dependency is async-only).
+    pub fn blocking_get(url: &str) -> u16 {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_at(rest.find('/').unwrap());
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+#[test]
+fn listen_accepts_a_host_name() {
+    let dir = TempDir::new("listen");
+    let server = Served::start(&dir.0, &["--listen", "localhost:0"]);
+    assert_eq!(server.get("/v2/health/live"), 200);
+    let log = server.stop();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("listening on http://127.0.0.1:")
+                || l.contains("listening on http://[::1]:")),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_newline_in_a_model_name_cannot_forge_a_log_line() {
+    for format in ["human", "json"] {
+        let dir = TempDir::new(&format!("forge-{format}"));
+        let server = Served::start(&dir.0, &["--listen", "127.0.0.1:0", "--log-format", format]);
+        assert_eq!(
+            server.get("/v2/models/x%0Afake%20line%0D%1B%5B31m/ready"),
+            404
+        );
+        let log = server.stop();
+        assert!(
+            !log.iter().any(|l| l.starts_with("fake line")),
+            "{format}: a forged line: {log:?}"
+        );
+        let mentions: Vec<&String> = log.iter().filter(|l| l.contains("fake line")).collect();
+        assert_eq!(mentions.len(), 1, "{format}: {log:?}");
+        assert!(
+            mentions[0].contains("x\\nfake line\\r"),
+            "{format}: {log:?}"
+        );
+        assert!(!mentions[0].contains('\x1b'), "{format}: {log:?}");
+        if format == "json" {
+            for line in &log {
+                let _: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn build_runs_in_the_folder_of_a_bare_config_file_name() {
+    let dir = TempDir::new("build");
+    std::fs::write(
+        dir.0.join("aimass.toml"),
+        "[plugins.p]\npath = \"p.wasm\"\nbuild = \"echo built > built.txt\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_aimass"))
+        .args(["serve", "--build", "aimass.toml", "--listen", "127.0.0.1:0"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        dir.0.join("built.txt").exists(),
+        "the build command did not run in the config's folder: {stderr}"
+    );
+    // Built, but `p.wasm` is still missing: the error names it.
+    assert!(!output.status.success());
+    assert!(!stderr.contains("cannot run"), "{stderr}");
+    assert!(stderr.contains("p.wasm"), "{stderr}");
+}
