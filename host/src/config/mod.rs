@@ -132,7 +132,10 @@ fn value_at(text: &str, at: usize) -> Option<(String, String)> {
         return None; // the key itself is wrong: toml's message says so
     }
     let key = line[..equals].trim();
-    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+    // A plain (dotted, maybe quoted) key; inside an inline table or array
+    // the key in error is not the line's first, so say nothing.
+    let plain = |c: char| c.is_alphanumeric() || "_-.\"' ".contains(c);
+    if key.is_empty() || !key.chars().all(plain) {
         return None;
     }
     let table = text[..start]

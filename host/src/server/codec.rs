@@ -366,7 +366,8 @@ fn check_rows(
     };
     if rows > limit {
         return Err(ApiError::BadRequest(format!(
-            "input `{input}` has {rows} rows; model `{}` takes at most {limit} per request              ({source}); split the request",
+            "input `{input}` has {rows} rows; model `{}` takes at most {limit} per request \
+             ({source}); split the request",
             model.name
         )));
     }
