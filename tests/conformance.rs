@@ -1,12 +1,13 @@
 //! The stock Python `tritonclient[http]` against the real server: health,
 //! metadata, repository, config, statistics and inference with binary and
-//! JSON tensors (tests/conformance/tritonclient_conformance.py).
+//! JSON tensors (tests/conformance/tritonclient_conformance.py), with the
+//! repository API behind an admin token.
 //!
 //! `AIMASS_PYTHON` names a Python with `tritonclient[http]` and numpy
 //! (`.ci/run` makes one); without it the test is skipped, unless
 //! `AIMASS_REQUIRE_PYTHON` is set, as it is in CI.
 
-use aimass::server::Limits;
+use aimass::server::{AdminToken, Limits};
 use aimass_tests::{TestServer, digits_dir};
 use std::path::Path;
 
@@ -20,7 +21,14 @@ async fn tritonclient_conformance() {
         eprintln!("skipped: set AIMASS_PYTHON to a Python with tritonclient[http]");
         return;
     };
-    let server = TestServer::start(Limits::default()).await;
+    // The repository API is guarded: tritonclient sends the token as a header.
+    let token = "conformance-token";
+    let server = TestServer::start_guarded(
+        "configs/serve.toml",
+        Limits::default(),
+        AdminToken::new(token).unwrap(),
+    )
+    .await;
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/tritonclient_conformance.py");
     let host = server.base.trim_start_matches("http://").to_string();
@@ -30,6 +38,7 @@ async fn tritonclient_conformance() {
             .arg(&script)
             .arg(&host)
             .arg(&csv)
+            .arg(token)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
     })

@@ -1,8 +1,9 @@
 """Conformance of aimass's HTTP server with the stock Triton client.
 
 Run by tests/conformance.rs against a live server:
-    python tritonclient_conformance.py HOST:PORT DIGITS_TEST_CSV
-Every check uses tritonclient[http] exactly as a Triton user would.
+    python tritonclient_conformance.py HOST:PORT DIGITS_TEST_CSV ADMIN_TOKEN
+Every check uses tritonclient[http] exactly as a Triton user would; the
+server guards its repository API with ADMIN_TOKEN, sent as a header.
 """
 
 import csv
@@ -12,7 +13,8 @@ import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-url, csv_path = sys.argv[1], sys.argv[2]
+url, csv_path, token = sys.argv[1], sys.argv[2], sys.argv[3]
+admin = {"Authorization": f"Bearer {token}"}
 client = httpclient.InferenceServerClient(url=url)
 checks = 0
 
@@ -49,13 +51,15 @@ config = client.get_model_config("digits")
 check(config["input"][0]["data_type"] == "TYPE_FP32" and config["input"][0]["dims"] == [-1, 64], config)
 refused(lambda: client.get_model_metadata("no-such-model"), 404, "unknown model `no-such-model`")
 
-# Repository: index, unload, load.
-index = client.get_model_repository_index()
+# Repository: index, unload, load, with the admin token (refused without).
+refused(lambda: client.get_model_repository_index(), 401, "admin token")
+refused(lambda: client.unload_model("scale"), 401, "admin token")
+index = client.get_model_repository_index(headers=admin)
 check({"name": "digits", "version": "1", "state": "READY"} in index, index)
-client.unload_model("scale")
+client.unload_model("scale", headers=admin)
 check(not client.is_model_ready("scale"), "scale unloaded")
-check(any(m["name"] == "scale" and m["state"] == "UNAVAILABLE" for m in client.get_model_repository_index()), "index shows unloaded")
-client.load_model("scale")
+check(any(m["name"] == "scale" and m["state"] == "UNAVAILABLE" for m in client.get_model_repository_index(headers=admin)), "index shows unloaded")
+client.load_model("scale", headers=admin)
 check(client.is_model_ready("scale"), "scale loaded again")
 
 # Inference on real test images.

@@ -275,6 +275,61 @@ mod tests {
         );
     }
 
+    /// The parser and the static checks never panic on any text, and every
+    /// refusal names the file and says what is wrong.
+    fn parsed_or_explained(text: String) {
+        match ConfigFile::parse(Path::new("x.toml"), text) {
+            Ok(file) => {
+                if let Err(errors) = crate::graph::check_references(&file) {
+                    for e in errors.0 {
+                        assert!(!e.message.is_empty() && e.file == "x.toml", "{e}");
+                    }
+                }
+            }
+            Err(errors) => {
+                for e in errors.0 {
+                    assert!(!e.message.is_empty() && e.file == "x.toml", "{e}");
+                }
+            }
+        }
+    }
+
+    const EXAMPLE: &str = include_str!("../../../examples/digits/aimass.toml");
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "(?s).{0,300}") {
+            parsed_or_explained(text);
+        }
+
+        #[test]
+        fn mutated_configs_never_panic(
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(),
+                 proptest::sample::select(vec!["=", "[", "]", "\"", "\n", "-1", "1e400", "{", ",", " ", "x", ""])),
+                1..6,
+            )
+        ) {
+            let mut text = EXAMPLE.to_string();
+            for (at, insert) in edits {
+                let mut i = at.index(text.len() + 1);
+                while !text.is_char_boundary(i) {
+                    i -= 1;
+                }
+                if insert.is_empty() {
+                    // Delete a line's worth instead of inserting.
+                    let end = text[i..].find('\n').map_or(text.len(), |n| i + n);
+                    text.replace_range(i..end, "");
+                } else {
+                    text.insert_str(i, insert);
+                }
+            }
+            parsed_or_explained(text);
+        }
+    }
+
     #[test]
     fn a_parse_error_names_the_file_and_line() {
         let text = "[nodes.a]\nplugin = \"p\"\n\n[nodes.b]\nplugn = \"p\"\n".to_string();

@@ -683,20 +683,16 @@ fn confidences(name: &str, stage: &Stage, outputs: &[NamedTensor]) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::Kind;
     use crate::nn::Signature;
 
     fn member(inputs: &[(&str, &str)]) -> Member {
-        let model = Served {
-            name: "m".into(),
-            kind: Kind::Sequence,
-            signature: Signature {
+        let model = Served::with_signature(
+            "m",
+            Signature {
                 inputs: vec![],
                 outputs: vec![],
             },
-            max_rows: None,
-            body: Body::Sequence(vec![]),
-        };
+        );
         Member {
             model: Arc::new(model),
             inputs: inputs

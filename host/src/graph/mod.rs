@@ -155,6 +155,19 @@ impl Served {
         }
     }
 
+    /// A model with `signature` that calls nothing, for tests of what
+    /// surrounds a model (decoding, binding).
+    #[cfg(test)]
+    pub(crate) fn with_signature(name: &str, signature: Signature) -> Served {
+        Served {
+            name: name.to_string(),
+            kind: Kind::Sequence,
+            signature,
+            max_rows: None,
+            body: Body::Sequence(vec![]),
+        }
+    }
+
     /// The instance pool, when this model is a node.
     pub fn pool(&self) -> Option<&Arc<NodePool>> {
         match &self.body {

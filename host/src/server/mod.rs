@@ -6,6 +6,8 @@
 mod admin;
 mod body;
 mod codec;
+#[cfg(test)]
+mod codec_tests;
 mod error;
 mod handlers;
 mod json_data;

@@ -1,0 +1,109 @@
+//! The request decoder against arbitrary and mutated bodies: it never
+//! panics, and every refusal says what was wrong.
+
+use super::codec::{decode, split_body};
+use crate::graph::Served;
+use crate::nn::Signature;
+use crate::runtime::{Dtype, TensorSpec};
+use proptest::prelude::*;
+
+fn model() -> Served {
+    let spec = |name: &str, dtype, shape: &[i64]| TensorSpec {
+        name: name.into(),
+        dtype,
+        shape: shape.to_vec(),
+    };
+    Served::with_signature(
+        "m",
+        Signature {
+            inputs: vec![
+                spec("pixels", Dtype::Fp32, &[-1, 4]),
+                spec("ids", Dtype::Int64, &[-1]),
+                spec("mask", Dtype::Uint8, &[-1, 2]),
+            ],
+            outputs: vec![spec("y", Dtype::Fp16, &[-1])],
+        },
+    )
+}
+
+const VALID: &str = r#"{"id": "r1", "parameters": {"binary_data_output": false},
+ "inputs": [
+  {"name": "pixels", "shape": [2, 4], "datatype": "FP32", "data": [[1, 2.5, -3, 4e3], [0, 0, 0, 1]]},
+  {"name": "ids", "shape": [2], "datatype": "INT64", "data": [7, -9007199254740993]},
+  {"name": "mask", "shape": [2, 2], "datatype": "UINT8", "parameters": {"binary_data_size": 4}}
+ ],
+ "outputs": [{"name": "y", "parameters": {"binary_data": true}}]}"#;
+
+/// Decodes, and checks the outcome is a value or a clear error.
+fn decoded_or_explained(json: &[u8], binary: &[u8]) {
+    match decode(&model(), json, binary, 64) {
+        Ok(decoded) => {
+            assert_eq!(decoded.request.inputs.len(), 3);
+            for (_, tensor) in &decoded.request.inputs {
+                let elements: usize = tensor.dimensions.iter().map(|&d| d as usize).product();
+                let size = Dtype::from(tensor.ty).size();
+                assert_eq!(tensor.data.len(), elements * size);
+            }
+        }
+        Err(e) => assert!(!e.to_string().trim().is_empty(), "an empty error"),
+    }
+}
+
+#[test]
+fn the_valid_request_decodes() {
+    let decoded = decode(&model(), VALID.as_bytes(), &[1, 0, 0, 1], 64).expect("valid");
+    assert_eq!(decoded.rows, 2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(json in proptest::collection::vec(any::<u8>(), 0..512),
+                                   binary in proptest::collection::vec(any::<u8>(), 0..64)) {
+        decoded_or_explained(&json, &binary);
+    }
+
+    #[test]
+    fn mutated_requests_never_panic(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..8),
+        binary in proptest::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let mut json = VALID.as_bytes().to_vec();
+        for (at, byte, how) in edits {
+            let i = at.index(json.len() + 1);
+            match how {
+                0 if i < json.len() => json[i] = byte,
+                1 => json.insert(i, byte),
+                _ if i < json.len() => { json.remove(i); }
+                _ => {}
+            }
+        }
+        decoded_or_explained(&json, &binary);
+    }
+
+    #[test]
+    fn arbitrary_shapes_and_data_never_panic(
+        shape in proptest::collection::vec(any::<i64>().prop_map(|d| d % 6 - 1), 0..4),
+        datatype in prop::sample::select(vec!["FP32", "INT64", "UINT8", "FP16", "BYTES", "BF16"]),
+        data in proptest::collection::vec(prop_oneof![
+            any::<f64>().prop_map(|v| serde_json::json!(v)),
+            any::<i64>().prop_map(|v| serde_json::json!(v)),
+            Just(serde_json::json!([1, [2]])),
+            Just(serde_json::json!(true)),
+        ], 0..12),
+        header in proptest::option::of("[0-9a-z ]{0,6}"),
+    ) {
+        let request = serde_json::json!({"inputs": [
+            {"name": "pixels", "shape": shape, "datatype": datatype, "data": data},
+            {"name": "ids", "shape": [1], "datatype": "INT64", "data": [1]},
+            {"name": "mask", "shape": [1, 2], "datatype": "UINT8", "data": [1, 2]},
+        ]}).to_string();
+        let mut body = request.into_bytes();
+        body.extend_from_slice(&[0, 1, 2]);
+        match split_body(header.as_deref(), &body) {
+            Ok((json, binary)) => decoded_or_explained(json, binary),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+}
