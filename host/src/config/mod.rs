@@ -255,20 +255,21 @@ mod tests {
         );
     }
 
+    fn parse_error(text: &str) -> String {
+        ConfigFile::parse(Path::new("x.toml"), text.to_string())
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn a_key_without_a_value_is_named() {
-        let text = "[plugins.hostile]\npath = \"h.wasm\"\nmemory_mb = \ntimeout_ms = 5\n";
-        let err = ConfigFile::parse(Path::new("x.toml"), text.to_string())
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse_error("[plugins.hostile]\npath = \"h.wasm\"\nmemory_mb = \ntimeout_ms = 5\n");
         assert!(
             err.starts_with("x.toml:3: plugins.hostile.memory_mb: has no value; write a value"),
             "{err}"
         );
-        let text = "[plugins.hostile]\npath = \"h.wasm\"\nmemory_mb = \"lots\"\n";
-        let err = ConfigFile::parse(Path::new("x.toml"), text.to_string())
-            .unwrap_err()
-            .to_string();
+        let err = parse_error("[plugins.hostile]\npath = \"h.wasm\"\nmemory_mb = \"lots\"\n");
         assert!(
             err.starts_with("x.toml:3: plugins.hostile.memory_mb: "),
             "{err}"
@@ -332,10 +333,7 @@ mod tests {
 
     #[test]
     fn a_parse_error_names_the_file_and_line() {
-        let text = "[nodes.a]\nplugin = \"p\"\n\n[nodes.b]\nplugn = \"p\"\n".to_string();
-        let err = ConfigFile::parse(Path::new("x.toml"), text)
-            .unwrap_err()
-            .to_string();
+        let err = parse_error("[nodes.a]\nplugin = \"p\"\n\n[nodes.b]\nplugn = \"p\"\n");
         assert!(err.starts_with("x.toml:5: unknown field `plugn`"), "{err}");
     }
 }

@@ -145,24 +145,12 @@ impl<'de> Visitor<'de> for Level<'_> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        if v.unsigned_abs() <= EXACT_IN_F64 {
-            self.data.leaf(self.depth, v as f64);
-        } else {
-            let index = self.data.values.len();
-            self.data.exact.push((index, i128::from(v)));
-            self.data.leaf(self.depth, f64::NAN);
-        }
+        self.integer(i128::from(v));
         Ok(())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        if v <= EXACT_IN_F64 {
-            self.data.leaf(self.depth, v as f64);
-        } else {
-            let index = self.data.values.len();
-            self.data.exact.push((index, i128::from(v)));
-            self.data.leaf(self.depth, f64::NAN);
-        }
+        self.integer(i128::from(v));
         Ok(())
     }
 
@@ -188,6 +176,16 @@ impl<'de> Visitor<'de> for Level<'_> {
 }
 
 impl Level<'_> {
+    fn integer(self, v: i128) {
+        if v.unsigned_abs() <= u128::from(EXACT_IN_F64) {
+            self.data.leaf(self.depth, v as f64);
+        } else {
+            let index = self.data.values.len();
+            self.data.exact.push((index, v));
+            self.data.leaf(self.depth, f64::NAN);
+        }
+    }
+
     fn other<E: de::Error>(self, what: &'static str) -> Result<(), E> {
         let index = self.data.values.len();
         self.data.not_a_number.get_or_insert((index, what));
