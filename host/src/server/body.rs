@@ -40,12 +40,15 @@ impl BodyBudget {
         }
     }
 
-    fn take(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> Result<(), ApiError> {
-        let units = u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX);
-        if units == 0 {
+    /// Grows `held` to cover `bytes` in all (it covers whole units already).
+    fn cover(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> Result<(), ApiError> {
+        let have = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+        let need = bytes.div_ceil(UNIT);
+        if need <= have {
             return Ok(());
         }
-        let Ok(permit) = self.units.clone().try_acquire_many_owned(units) else {
+        let more = u32::try_from(need - have).unwrap_or(u32::MAX);
+        let Ok(permit) = self.units.clone().try_acquire_many_owned(more) else {
             crate::metrics::rejected("body_memory");
             return Err(ApiError::Unavailable(format!(
                 "the server holds its limit of {} bytes of request bodies at once \
@@ -105,7 +108,9 @@ pub async fn read_body(
         if declared > limit {
             return Err(too_large());
         }
-        budget.take(&mut charged, declared)?;
+        // Address space only: pages become memory (and are charged) as the
+        // bytes arrive, so a client that declares much and sends little
+        // holds little of the budget.
         bytes.reserve_exact(declared);
     }
     let deadline = Instant::now() + timeout;
@@ -132,9 +137,7 @@ pub async fn read_body(
             }
             continue;
         }
-        if declared.is_none() {
-            budget.take(&mut charged, chunk.len())?;
-        }
+        budget.cover(&mut charged, total)?;
         bytes.extend_from_slice(&chunk);
     }
     if total > limit {
@@ -154,15 +157,22 @@ mod tests {
     fn the_budget_refuses_past_its_bytes_and_returns_them_when_dropped() {
         let budget = BodyBudget::new(10 * UNIT);
         let mut first = None;
-        budget.take(&mut first, 6 * UNIT).expect("fits");
+        // Many small chunks cost what their sum does, not a unit each.
+        for total in (100..=6 * UNIT).step_by(100) {
+            budget.cover(&mut first, total).expect("fits");
+        }
+        assert_eq!(
+            first.as_ref().map(OwnedSemaphorePermit::num_permits),
+            Some(6)
+        );
         let mut second = None;
         assert!(matches!(
-            budget.take(&mut second, 6 * UNIT),
+            budget.cover(&mut second, 6 * UNIT),
             Err(ApiError::Unavailable(_))
         ));
-        budget.take(&mut second, 4 * UNIT).expect("the rest fits");
+        budget.cover(&mut second, 4 * UNIT).expect("the rest fits");
         drop(first);
         let mut third = None;
-        budget.take(&mut third, 6 * UNIT).expect("given back");
+        budget.cover(&mut third, 6 * UNIT).expect("given back");
     }
 }
