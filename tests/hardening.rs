@@ -344,6 +344,14 @@ async fn every_error_is_json_whoever_produces_it() {
             .to_string(),
         "DELETE /v2/models/digits HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".to_string(),
         "GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".to_string(),
+        // What hyper itself refuses, before any handler: a malformed
+        // request line, a malformed header, too many headers.
+        "GARBAGE\r\n\r\n".to_string(),
+        "GET /v2 HTTP/1.1\r\nhost x\r\n\r\n".to_string(),
+        format!(
+            "GET /v2 HTTP/1.1\r\n{}\r\n",
+            (0..200).map(|i| format!("x-{i}: y\r\n")).collect::<String>()
+        ),
     ];
     for request in requests {
         let mut stream = TcpStream::connect(&address).await.unwrap();

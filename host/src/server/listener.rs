@@ -3,6 +3,7 @@
 //! address for the management guard, and a graceful stop that lets
 //! requests in flight finish.
 
+use super::parse_errors::JsonParseErrors;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -65,7 +66,7 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(remote));
             router.clone().oneshot(request)
         });
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let connection = http.serve_connection(JsonParseErrors::new(TokioIo::new(stream)), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A client that resets or times out its own connection is not

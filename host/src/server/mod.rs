@@ -12,6 +12,7 @@ mod error;
 mod handlers;
 mod json_data;
 mod listener;
+mod parse_errors;
 mod protocol;
 mod state;
 
