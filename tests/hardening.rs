@@ -136,6 +136,32 @@ async fn an_over_limit_content_length_is_answered_413_before_the_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_past_the_memory_budget_get_503_and_give_it_back() {
+    let server = TestServer::start(Limits {
+        max_body_memory_bytes: 8 << 10,
+        ..Limits::default()
+    })
+    .await;
+    // Within --max-body-bytes, but more than all bodies together may hold.
+    let big = json!({"inputs": [{"name": "pixels", "shape": [100, 64], "datatype": "FP32",
+        "data": vec![1.0; 6400]}]});
+    let (status, error) = server.post_json("/v2/models/digits/infer", &big).await;
+    assert_eq!(status, 503, "{error}");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-body-memory-bytes"),
+        "{error}"
+    );
+    // What it had charged was given back: small bodies still fit, again and again.
+    for _ in 0..20 {
+        assert_digits_answers(&server).await;
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_off_and_idle_floods_are_refused() {
     let server = TestServer::start(Limits {
         max_connections: 4,

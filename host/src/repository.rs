@@ -53,8 +53,9 @@ impl Repository {
     pub fn engine(file: &ConfigFile) -> Result<Runtime, ConfigErrors> {
         let c = &file.config;
         // Every node keeps at least one instance alive (a pooled node its
-        // warm one, a per-request node the one running its call), and a
-        // reload starts a node's new instance before the old one goes.
+        // warm one, a per-request node the one running its call); at least
+        // one slot more is left for a busy node's second instance or a
+        // reload, which starts new instances before the old ones go.
         let nodes = c.nodes.len();
         let slots = c.engine.max_instances as usize;
         if nodes >= slots {
@@ -64,7 +65,8 @@ impl Repository {
                     "engine.max_instances",
                     format!(
                         "the engine has {slots} instance slots but the config has {nodes} nodes, \
-                         each needing at least one (and one more while it reloads)"
+                         each keeping one alive, which leaves no slot for a second instance \
+                         or a reload"
                     ),
                 )
                 .fix(format!(

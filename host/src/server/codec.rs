@@ -498,13 +498,8 @@ fn json_bytes(
         ))
     };
     let mut bytes = Vec::with_capacity(count.saturating_mul(dtype.size()));
-    for (i, &value) in data.values.iter().enumerate() {
-        // Integers too large for an f64 are kept on the side as NaN.
-        let value = if value.is_nan() {
-            data.integer(i).map_or(value, |v| v as f64)
-        } else {
-            value
-        };
+    for i in 0..data.len() {
+        let value = data.float(i);
         match dtype {
             Dtype::Fp32 => {
                 let v = value as f32;

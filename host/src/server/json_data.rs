@@ -51,6 +51,16 @@ impl JsonData {
         (value.fract() == 0.0 && value.abs() < 2f64.powi(127)).then_some(value as i128)
     }
 
+    /// Element `index` as a float (an integer kept exactly on the side is
+    /// rounded to the nearest `f64`).
+    pub fn float(&self, index: usize) -> f64 {
+        match self.values.get(index) {
+            Some(v) if v.is_nan() => self.integer(index).map_or(*v, |i| i as f64),
+            Some(v) => *v,
+            None => f64::NAN,
+        }
+    }
+
     /// Element `index` as written, for error messages.
     pub fn describe(&self, index: usize) -> String {
         match self.integer(index) {
@@ -225,6 +235,8 @@ mod tests {
         assert_eq!(data.integer(1), Some(i128::from(i64::MIN)));
         assert_eq!(data.integer(2), Some(i128::from(u64::MAX)));
         assert_eq!(data.integer(3), Some(7));
+        assert_eq!(data.float(2), u64::MAX as f64);
+        assert_eq!(data.float(3), 7.0);
         let data = parse("[1, true, \"x\"]");
         assert_eq!(data.not_a_number, Some((1, "true or false")));
         assert_eq!(data.len(), 3);

@@ -53,9 +53,10 @@ fn replacement(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
     let mut kept = Vec::new();
     let mut empty = false;
     for line in lines {
-        let name = line.split(':').next().unwrap_or("").trim();
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        let name = name.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            empty = line[name.len() + 1..].trim() == "0";
+            empty = value.trim() == "0";
         } else if !name.eq_ignore_ascii_case("content-type") {
             kept.push(line);
         }
@@ -204,5 +205,9 @@ mod tests {
         assert!(replacement(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
         assert!(replacement(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n").is_none());
         assert!(replacement(b"{\"outputs\": []}").is_none());
+        // A head line without a colon is kept, never a panic.
+        assert!(
+            replacement(b"HTTP/1.1 400 Bad Request\r\nx\r\ncontent-length: 0\r\n\r\n").is_some()
+        );
     }
 }
