@@ -4,7 +4,7 @@
 //! slow shadow and an engine out of instance slots.
 
 use aimass::server::{AdminToken, Limits};
-use aimass_tests::{TestServer, digits_test_rows, read_json};
+use aimass_tests::{TestServer, chaos_request, digits_test_rows, read_json};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -273,6 +273,35 @@ async fn huge_batches_are_refused_before_any_plugin_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_output_is_refused_before_any_plugin_runs() {
+    let server = TestServer::start_config(HARDENING, Limits::default()).await;
+    // `counter` answers how many calls its one instance has served.
+    let served = || async {
+        let (status, body) = server
+            .post_json("/v2/models/counter/infer", &chaos_request(4))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["outputs"][0]["data"][0].as_f64().unwrap()
+    };
+    let before = served().await;
+    let mut request = chaos_request(4);
+    request["outputs"] = json!([{"name": "x"}, {"name": "probabilities"}]);
+    let (status, error) = server.post_json("/v2/models/counter/infer", &request).await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(
+        error["error"],
+        "model `counter` has no output `probabilities` (its outputs: x)"
+    );
+    request["outputs"] = json!([{"name": "x"}, {"name": "x"}]);
+    let (status, error) = server.post_json("/v2/models/counter/infer", &request).await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["error"], "output `x` is asked for twice");
+    // Only the counting calls themselves reached the plugin.
+    assert_eq!(served().await, before + 1.0);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_rows_are_refused_the_same_way_by_every_kind_of_model() {
     let server = TestServer::start_config("configs/hierarchies.toml", Limits::default()).await;
     let models = [
@@ -497,7 +526,7 @@ async fn an_engine_out_of_instance_slots_answers_503() {
     let server = TestServer::start_config(HARDENING, Limits::default()).await;
     let request =
         json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]});
-    // Five slots, three warm instances: a fourth looping call finds none.
+    // Six slots, four warm instances: a fourth looping call finds none.
     let calls = (0..4).map(|_| server.post_json("/v2/models/slow/infer", &request));
     let answers = futures::future::join_all(calls).await;
     let refused: Vec<&Value> = answers

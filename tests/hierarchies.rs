@@ -4,10 +4,10 @@
 use aimass::graph::{ExecError, Request, Response, Served};
 use aimass::nn::{BackendKind, Device, GraphStore};
 use aimass::repository::Repository;
+use aimass::tensor::Tensor;
 use aimass_tests::{compute, digits_dir, digits_test_rows, f32_tensor, f32_values, open_config};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use wasmtime_wasi_nn::Tensor;
 
 const ROWS: usize = 40;
 
@@ -123,11 +123,7 @@ fn output<'a>(response: &'a Response, name: &str) -> &'a Tensor {
 }
 
 fn i64_values(tensor: &Tensor) -> Vec<i64> {
-    tensor
-        .data
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    aimass_tests::i64_values(tensor)
 }
 
 fn assert_close(actual: &[f32], expected: &[f32], what: &str) {
@@ -278,7 +274,7 @@ async fn switch_chooses_by_parameter_or_by_tensor() {
         "student branch",
     );
     let err = model.run(by("oracle")).await.unwrap_err();
-    assert!(err.is_bad_request());
+    assert_eq!(err.kind(), aimass::error_kind::ErrorKind::Client);
     assert_eq!(
         err.to_string(),
         "switch `by-parameter`: no branch for variant = `oracle`"
@@ -295,17 +291,20 @@ async fn switch_chooses_by_parameter_or_by_tensor() {
         &f.probabilities("student"),
         "default branch",
     );
+    // A value above the predicate's 100 takes the `teacher-0` branch: the
+    // answer is that graph's, computed natively on the same features.
     let mut loud = f32_values(&f.features);
     loud[3] = 200.0;
-    let x = vec![("x".to_string(), f32_tensor(&[ROWS as u32, 32], &loud))];
-    let routed = f.run("by-tensor", x).await.unwrap();
-    assert_eq!(
-        f32_values(output(&routed, "probabilities")).len(),
-        ROWS * 10
-    );
-    assert_ne!(
-        f32_values(output(&routed, "probabilities")),
-        f32_values(output(&plain, "probabilities"))
+    let loud = f32_tensor(&[ROWS as u32, 32], &loud);
+    let routed = f
+        .run("by-tensor", vec![("x".into(), loud.clone())])
+        .await
+        .unwrap();
+    let logits = compute(&f.native.get("teacher_0").unwrap().graph, "input", loud).unwrap();
+    assert_close(
+        &f32_values(output(&routed, "probabilities")),
+        &softmax_rows(&f32_values(&logits[0].1)),
+        "predicate branch",
     );
 }
 
@@ -384,14 +383,23 @@ async fn splitter_splits_by_weight_and_sticks_to_the_request_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shadow_answers_with_the_primary() {
+async fn shadow_answers_with_the_primary_and_the_shadow_runs() {
     let f = fixture().await;
+    let shadow = f.model("teacher-0").pool().expect("a node");
+    let before = shadow.calls();
     let response = f.run("student-shadowed", f.x()).await.unwrap();
     assert_close(
         &f32_values(output(&response, "probabilities")),
         &f.probabilities("student"),
         "primary",
     );
+    // The copy runs on a task of its own, after or while the primary answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while shadow.calls() == before {
+        assert!(std::time::Instant::now() < deadline, "the shadow never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(shadow.calls(), before + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,7 +441,7 @@ async fn too_few_surviving_members_fail_the_ensemble() {
 async fn a_failing_hard_dependency_fails_the_request() {
     let f = fixture().await;
     let err = f.run("hard-failure", f.x()).await.unwrap_err();
-    assert!(!err.is_bad_request());
+    assert_ne!(err.kind(), aimass::error_kind::ErrorKind::Client);
     let message = err.to_string();
     assert!(message.starts_with("node `panicking`: "), "{message}");
     assert!(message.contains("chaos was asked to panic"), "{message}");

@@ -11,9 +11,9 @@ use aimass_test_artifacts::{
     foreach_plugin,
 };
 use aimass_tests::{
-    compute, digits_dir, digits_test_rows, f32_tensor, f32_values, instance, load, runtime,
+    compute, digits_dir, digits_test_rows, f32_tensor, f32_values, i64_values, instance, load,
+    runtime,
 };
-use wasmtime_wasi_nn::wit::TensorType;
 
 /// The digits feature graph and one teacher member, on tract.
 fn digits_graphs() -> GraphStore {
@@ -28,7 +28,7 @@ fn digits_graphs() -> GraphStore {
 }
 
 /// The first `n` digits test images as features (computed natively).
-fn digits_features(store: &GraphStore, n: usize) -> (wasmtime_wasi_nn::Tensor, Vec<i64>) {
+fn digits_features(store: &GraphStore, n: usize) -> (aimass::tensor::Tensor, Vec<i64>) {
     let rows = &digits_test_rows()[..n];
     let pixels: Vec<f32> = rows
         .iter()
@@ -97,7 +97,7 @@ async fn scaler() {
     let outputs = node.infer(vec![("x".into(), x)]).await.unwrap();
     assert_eq!(outputs.len(), 1);
     assert_eq!(outputs[0].0, "y");
-    assert_eq!(outputs[0].1.dimensions, vec![2, 3]);
+    assert_eq!(outputs[0].1.dims(), [2, 3]);
     assert_eq!(
         f32_values(&outputs[0].1),
         vec![0.0, 0.0, 0.0, 2.0, 2.0, 2.0]
@@ -219,12 +219,7 @@ async fn classifier_head_computes_through_its_granted_graph() {
         })
         .collect();
     let label = get("label");
-    assert_eq!(label.ty, TensorType::I64);
-    let label: Vec<i64> = label
-        .data
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let label: Vec<i64> = i64_values(label);
     assert_eq!(label, expected_labels);
     // Six of these eight the teacher reads right (train.py's numpy agrees).
     let right = label.iter().zip(&labels).filter(|(a, b)| a == b).count();
@@ -263,12 +258,7 @@ async fn plugin_template() {
         .await
         .unwrap();
     assert_eq!(outputs[0].0, "label");
-    let labels: Vec<i64> = outputs[0]
-        .1
-        .data
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let labels: Vec<i64> = i64_values(&outputs[0].1);
     assert_eq!(labels, vec![0, 1, 1]);
 }
 

@@ -127,7 +127,7 @@ async fn a_plugin_gets_no_ambient_capabilities() {
     let runtime = Arc::new(runtime());
     let node = pool(&runtime, "prober", PROBER, Isolation::Pooled, vec![]).await;
     let outputs = node.infer(vec![]).await.unwrap();
-    let report = String::from_utf8(outputs[0].1.data.clone()).unwrap();
+    let report = String::from_utf8(outputs[0].1.data().to_vec()).unwrap();
     eprintln!("{report}");
     let lines: Vec<&str> = report.lines().collect();
     assert_eq!(lines.len(), 8, "{report}");
@@ -210,7 +210,7 @@ async fn a_wrong_tensor_handed_to_compute_is_an_error_not_a_panic() {
     let node = NodePool::start(runtime.clone(), load(&runtime, "chaos", CHAOS), spec)
         .await
         .unwrap();
-    let compute = |x: wasmtime_wasi_nn::Tensor| {
+    let compute = |x: aimass::tensor::Tensor| {
         node.infer(vec![
             ("action".into(), i64_tensor(&[1], &[5])),
             ("x".into(), x),
@@ -239,5 +239,5 @@ async fn a_wrong_tensor_handed_to_compute_is_an_error_not_a_panic() {
         }
     }
     let logits = compute(f32_tensor(&[2, 32], &[0.0; 64])).await.unwrap();
-    assert_eq!(logits[0].1.dimensions, vec![2, 10]);
+    assert_eq!(logits[0].1.dims(), [2, 10]);
 }

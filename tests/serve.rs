@@ -533,10 +533,10 @@ async fn bad_requests_get_400_naming_what_was_wrong() {
             "input `pixels` of model `digits` must have shape [N, 64], got [64]",
         ),
         (
-            // A shape far bigger than the data reserves nothing: its rows
-            // are refused before the data is looked at.
+            // A shape far bigger than the data reserves nothing: the data's
+            // length is compared with the shape before any buffer is made.
             pixels(json!([4_000_000_000u32, 64]), "FP32", json!(row)),
-            "input `pixels` has 4000000000 rows; model `digits` takes at most 8192 per request",
+            "input `pixels`: its shape holds 256000000000 elements but its data has 64",
         ),
         (
             pixels(json!([2, 64]), "FP32", json!(row)),

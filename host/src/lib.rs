@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod error_kind;
 pub mod eval;
 pub mod graph;
 pub mod logging;
@@ -17,3 +18,5 @@ pub mod nn;
 pub mod repository;
 pub mod runtime;
 pub mod server;
+pub mod service;
+pub mod tensor;

@@ -7,12 +7,12 @@
 use aimass::nn::{BackendKind, Device, GraphStore};
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{InstanceLimits, Isolation, NodePool, NodeSpec, Runtime};
+use aimass::tensor::Tensor;
 use aimass_test_artifacts::CHAOS;
 use aimass_tests::{digits_dir, f32_tensor, i64_tensor, load, runtime};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;
-use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::NamedTensor;
 
 const ECHO: i64 = 0;
@@ -117,9 +117,10 @@ fn plugin_vs_native(c: &mut Criterion) {
         let mut context = graph.init_execution_context().expect("context");
         group.bench_with_input(BenchmarkId::new("native", batch), &x, |b, x| {
             b.iter(|| {
+                // A copy of the bytes per call, as the plugin path makes one.
                 let input = NamedTensor {
                     name: "input".into(),
-                    tensor: x.clone(),
+                    tensor: x.clone().into_backend(),
                 };
                 black_box(context.compute_with_io(vec![input]).expect("native"))
             })

@@ -3,8 +3,8 @@
 use aimass::runtime::{
     EngineOptions, GrantedGraphs, Instance, InstanceLimits, NnState, Plugin, Runtime,
 };
+use aimass::tensor::Tensor;
 use std::path::Path;
-use wasmtime_wasi_nn::{Tensor, wit::TensorType};
 
 /// A runtime sized for tests.
 pub fn runtime() -> Runtime {
@@ -37,30 +37,22 @@ pub async fn instance(runtime: &Runtime, plugin: &Plugin, node: &str) -> Instanc
 
 /// An FP32 host tensor.
 pub fn f32_tensor(shape: &[u32], values: &[f32]) -> Tensor {
-    Tensor::new(
-        shape.to_vec(),
-        TensorType::Fp32,
-        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    )
+    Tensor::from_f32(shape.to_vec(), values).expect("values fill the shape")
 }
 
 /// The values of an FP32 host tensor.
 pub fn f32_values(tensor: &Tensor) -> Vec<f32> {
-    assert_eq!(tensor.ty, TensorType::Fp32, "expected an FP32 tensor");
-    tensor
-        .data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    tensor.f32s().expect("an FP32 tensor")
+}
+
+/// The values of an INT64 host tensor.
+pub fn i64_values(tensor: &Tensor) -> Vec<i64> {
+    tensor.i64s().expect("an INT64 tensor")
 }
 
 /// An INT64 host tensor.
 pub fn i64_tensor(shape: &[u32], values: &[i64]) -> Tensor {
-    Tensor::new(
-        shape.to_vec(),
-        TensorType::I64,
-        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    )
+    Tensor::from_i64(shape.to_vec(), values).expect("values fill the shape")
 }
 
 /// The digits example's folder.
@@ -88,6 +80,18 @@ pub fn compute(
     input: &str,
     tensor: Tensor,
 ) -> Result<Vec<(String, Tensor)>, String> {
+    compute_backend(graph, input, tensor.into_backend())?
+        .into_iter()
+        .map(|(name, t)| Ok((name, Tensor::from_backend(t).map_err(|e| e.to_string())?)))
+        .collect()
+}
+
+/// Runs `graph` natively on a backend tensor as given, even a malformed one.
+pub fn compute_backend(
+    graph: &wasmtime_wasi_nn::Graph,
+    input: &str,
+    tensor: wasmtime_wasi_nn::Tensor,
+) -> Result<Vec<(String, wasmtime_wasi_nn::Tensor)>, String> {
     let mut context = graph.init_execution_context().map_err(|e| e.to_string())?;
     let outputs = context
         .compute_with_io(vec![wasmtime_wasi_nn::backend::NamedTensor {

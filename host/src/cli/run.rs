@@ -2,11 +2,14 @@
 //! server, printing the v2 response (as JSON, whatever the request asked).
 
 use crate::repository::Repository;
-use crate::server::{ApiError, decode, encode};
+use crate::server::{BinaryChoice, Limits, decode, encode};
+use crate::service::InferenceService;
 use std::io::Read as _;
 use std::path::Path;
+use std::time::Instant;
 
-/// Runs `model` on the v2 request in `input` (`-` for stdin).
+/// Runs `model` on the v2 request in `input` (`-` for stdin), through the
+/// same inference service the server uses.
 pub async fn run(config: &Path, model: &str, input: &Path) -> Result<(), String> {
     let body = if input == Path::new("-") {
         let mut body = Vec::new();
@@ -17,25 +20,24 @@ pub async fn run(config: &Path, model: &str, input: &Path) -> Result<(), String>
     } else {
         std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?
     };
+    let received = Instant::now();
     let repository = Repository::open(config).await.map_err(|e| e.to_string())?;
-    let Some(served) = repository.models.get(model) else {
+    if !repository.models.contains_key(model) {
         let names: Vec<&str> = repository.models.keys().map(String::as_str).collect();
         return Err(format!(
             "{} has no model `{model}` (its models: {})",
             config.display(),
             names.join(", ")
         ));
-    };
-    let fail = |e: ApiError| e.to_string();
-    let rows = crate::server::Limits::default().max_batch_rows;
-    let mut decoded = decode(served, &body, &[], rows).map_err(fail)?;
-    decoded.outputs = decoded.outputs.as_json();
-    let id = decoded.request.id.clone();
-    let response = served
-        .run(decoded.request)
+    }
+    let service = InferenceService::new(config.to_path_buf(), Limits::default().service());
+    service.install(repository);
+    let decoded = decode(&body, &[], received).map_err(|e| e.to_string())?;
+    let response = service
+        .infer(model, None, decoded.request)
         .await
-        .map_err(|e| ApiError::from(e).to_string())?;
-    let encoded = encode(served, id, response, &decoded.outputs).map_err(fail)?;
+        .map_err(|e| e.to_string())?;
+    let encoded = encode(response, &BinaryChoice::none()).map_err(|e| e.to_string())?;
     let value: serde_json::Value = serde_json::from_slice(&encoded.body)
         .map_err(|e| format!("cannot read back the response: {e}"))?;
     println!(

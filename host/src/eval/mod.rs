@@ -9,11 +9,10 @@ pub use scores::{ClassScores, Scores, roc_auc, score};
 
 use crate::graph::{Request, Served};
 use crate::runtime::Dtype;
+use crate::tensor::Tensor;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime_wasi_nn::Tensor;
-use wasmtime_wasi_nn::wit::TensorType;
 
 /// A labelled set: feature rows and their classes.
 #[derive(Debug, Clone)]
@@ -140,8 +139,8 @@ pub async fn evaluate(
     let (mut predicted, mut probabilities, mut stages, mut micros) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (features, _) in &data.rows {
-        let bytes = features.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let tensor = Tensor::new(vec![1, data.features as u32], TensorType::Fp32, bytes);
+        let tensor =
+            Tensor::from_f32(vec![1, data.features as u32], features).map_err(|e| e.to_string())?;
         let request = Request {
             inputs: vec![(input.clone(), tensor)],
             ..Request::default()
@@ -157,18 +156,13 @@ pub async fn evaluate(
                 .map(|(_, t)| t)
         };
         let label = output("label")
-            .and_then(|t| first_i64(&t.data))
+            .and_then(|t| t.i64s().ok()?.first().copied())
             .ok_or("the model returned no `label`")?;
         predicted.push(usize::try_from(label).unwrap_or(usize::MAX));
         if let Some(p) = output("probabilities") {
-            probabilities.push(
-                p.data
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect::<Vec<f32>>(),
-            );
+            probabilities.push(p.f32s().map_err(|e| format!("probabilities {e}"))?);
         }
-        if let Some(stage) = output("stage").and_then(|t| first_i64(&t.data)) {
+        if let Some(stage) = output("stage").and_then(|t| t.i64s().ok()?.first().copied()) {
             stages.push(stage);
         }
         progress.inc(1);
@@ -229,10 +223,6 @@ fn check_model(model: &Served, features: usize) -> Result<String, String> {
         ));
     }
     Ok(input.name.clone())
-}
-
-fn first_i64(data: &[u8]) -> Option<i64> {
-    Some(i64::from_le_bytes(data.get(..8)?.try_into().ok()?))
 }
 
 fn stage_counts(stages: &[i64], truth: &[usize], predicted: &[usize]) -> Vec<StageCount> {

@@ -1,10 +1,11 @@
 //! Checks that need no plugin loaded: every reference resolves, nothing
-//! cycles, every number is in range. Errors name the file, line and key.
+//! cycles, every number is in range (each kind checks its own section).
+//! Errors name the file, line and key.
 
-use crate::config::{CombineConfig, ConfigError, ConfigErrors, ConfigFile, MemberRef, Ref};
+use super::refs::{ModelRef, Section, sections};
+use super::{cascade, dag, ensemble, sequence, shadow, splitter, switch};
+use crate::config::{ConfigError, ConfigErrors, ConfigFile};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Range;
-use toml::Spanned;
 
 /// Hierarchy names, each after every hierarchy it uses.
 #[derive(Debug, Clone)]
@@ -32,108 +33,38 @@ pub fn model_closure(file: &ConfigFile, model: &str) -> Option<BTreeSet<String>>
     Some(closure)
 }
 
-/// A reference from a hierarchy to a model, with where it is written.
-pub(super) struct ModelRef {
-    pub key: String,
-    pub name: String,
-    pub span: Range<usize>,
+/// Every hierarchy with its section and the models it references directly.
+fn hierarchy_refs(file: &ConfigFile) -> BTreeMap<String, (Section<'_>, Vec<ModelRef>)> {
+    sections(&file.config)
+        .into_iter()
+        .map(|(name, section)| {
+            let refs = match section {
+                Section::Sequence(h) => sequence::refs(name, h),
+                Section::Dag(h) => dag::refs(name, h),
+                Section::Ensemble(h) => ensemble::refs(name, h),
+                Section::Switch(h) => switch::refs(name, h),
+                Section::Cascade(h) => cascade::refs(name, h),
+                Section::Splitter(h) => splitter::refs(name, h),
+                Section::Shadow(h) => shadow::refs(name, h),
+            };
+            (name.clone(), (section, refs))
+        })
+        .collect()
 }
 
-/// The model a member names, and the span to blame.
-pub(super) fn member_ref(member: &Spanned<MemberRef>, key: &str) -> ModelRef {
-    match member.get_ref() {
-        MemberRef::Name(name) => ModelRef {
-            key: key.to_string(),
-            name: name.clone(),
-            span: member.span(),
-        },
-        MemberRef::Full(full) => model_ref(&full.model, &format!("{key}.model")),
-    }
-}
-
-pub(super) fn model_ref(model: &Ref, key: &str) -> ModelRef {
-    ModelRef {
-        key: key.to_string(),
-        name: model.get_ref().clone(),
-        span: model.span(),
-    }
-}
-
-/// Every hierarchy with the models it references directly.
-pub(super) fn hierarchy_refs(file: &ConfigFile) -> BTreeMap<String, (String, Vec<ModelRef>)> {
-    let c = &file.config;
-    let mut all = BTreeMap::new();
-    let mut add = |section: &str, name: &String, refs: Vec<ModelRef>| {
-        all.insert(name.clone(), (section.to_string(), refs));
-    };
-    for (name, s) in &c.sequence {
-        let refs = s
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, m)| member_ref(m, &format!("sequence.{name}.steps[{i}]")))
-            .collect();
-        add("sequence", name, refs);
-    }
-    for (name, d) in &c.dag {
-        let refs = d
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| model_ref(&s.model, &format!("dag.{name}.steps[{i}].model")))
-            .collect();
-        add("dag", name, refs);
-    }
-    for (name, e) in &c.ensemble {
-        let mut refs: Vec<ModelRef> = e
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| member_ref(m, &format!("ensemble.{name}.members[{i}]")))
-            .collect();
-        if let Some(meta) = &e.meta {
-            refs.push(model_ref(meta, &format!("ensemble.{name}.meta")));
+/// Each kind's own checks of its section.
+fn check_sections(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
+    for (name, section) in sections(&file.config) {
+        match section {
+            Section::Sequence(h) => sequence::check(file, name, h, errors),
+            Section::Dag(h) => dag::check(file, name, h, errors),
+            Section::Ensemble(h) => ensemble::check(file, name, h, errors),
+            Section::Switch(h) => switch::check(file, name, h, errors),
+            Section::Cascade(h) => cascade::check(file, name, h, errors),
+            Section::Splitter(h) => splitter::check(file, name, h, errors),
+            Section::Shadow(h) => shadow::check(file, name, h, errors),
         }
-        add("ensemble", name, refs);
     }
-    for (name, s) in &c.switch {
-        let mut refs: Vec<ModelRef> = s
-            .branches
-            .iter()
-            .enumerate()
-            .map(|(i, b)| model_ref(&b.model, &format!("switch.{name}.branches[{i}].model")))
-            .collect();
-        if let Some(default) = &s.default {
-            refs.push(model_ref(default, &format!("switch.{name}.default")));
-        }
-        add("switch", name, refs);
-    }
-    for (name, s) in &c.cascade {
-        let refs = s
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, st)| model_ref(&st.model, &format!("cascade.{name}.stages[{i}].model")))
-            .collect();
-        add("cascade", name, refs);
-    }
-    for (name, s) in &c.splitter {
-        let refs = s
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| model_ref(&r.model, &format!("splitter.{name}.routes[{i}].model")))
-            .collect();
-        add("splitter", name, refs);
-    }
-    for (name, s) in &c.shadow {
-        let refs = vec![
-            model_ref(&s.primary, &format!("shadow.{name}.primary")),
-            model_ref(&s.shadow, &format!("shadow.{name}.shadow")),
-        ];
-        add("shadow", name, refs);
-    }
-    all
 }
 
 /// Checks references, cycles and ranges; returns the build order.
@@ -145,6 +76,7 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
     // One namespace for every model.
     let mut seen: BTreeMap<&str, &str> = c.nodes.keys().map(|n| (n.as_str(), "nodes")).collect();
     for (name, (section, _)) in &hierarchies {
+        let section = section.kind().name();
         if let Some(first) = seen.get(name.as_str()) {
             errors.push(
                 file.error(
@@ -267,15 +199,14 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
             }
         }
     }
-    check_ranges(file, &mut errors);
-    super::dag::check_dag_shapes(file, &mut errors);
+    check_sections(file, &mut errors);
 
     // Cycles between hierarchies; the order is a depth-first post-order.
     let mut order = Vec::new();
     let mut state: BTreeMap<&str, u8> = BTreeMap::new();
     fn visit<'a>(
         name: &'a str,
-        hierarchies: &'a BTreeMap<String, (String, Vec<ModelRef>)>,
+        hierarchies: &'a BTreeMap<String, (Section<'a>, Vec<ModelRef>)>,
         state: &mut BTreeMap<&'a str, u8>,
         path: &mut Vec<&'a str>,
         order: &mut Vec<String>,
@@ -331,199 +262,5 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
         errors.sort_by_key(|e| e.line);
         errors.dedup();
         Err(ConfigErrors(errors))
-    }
-}
-
-fn check_ranges(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
-    let c = &file.config;
-    for (name, e) in &c.ensemble {
-        let key = format!("ensemble.{name}");
-        let combine = *e.combine.get_ref();
-        if e.members.is_empty() {
-            errors.push(
-                file.error(
-                    file.table_span("ensemble", name),
-                    format!("{key}.members"),
-                    "an ensemble needs members",
-                )
-                .fix("list at least two models in `members`"),
-            );
-        }
-        let mut total = 0.0;
-        for (i, member) in e.members.iter().enumerate() {
-            let weight = match member.get_ref() {
-                MemberRef::Full(full) => full.weight.as_ref(),
-                MemberRef::Name(_) => None,
-            };
-            match (combine, weight) {
-                (CombineConfig::Weighted, None) => errors.push(
-                    file.error(
-                        member.span(),
-                        format!("{key}.members[{i}]"),
-                        "a weighted ensemble needs a weight for every member",
-                    )
-                    .fix("write the member as { model = \"...\", weight = 1.0 }"),
-                ),
-                (CombineConfig::Weighted, Some(w))
-                    if !(w.get_ref().is_finite() && *w.get_ref() >= 0.0) =>
-                {
-                    errors.push(
-                        file.error(
-                            w.span(),
-                            format!("{key}.members[{i}].weight"),
-                            format!("weight {} is not a number >= 0", w.get_ref()),
-                        )
-                        .fix("use a finite weight of 0 or more"),
-                    )
-                }
-                (CombineConfig::Weighted, Some(w)) => total += w.get_ref(),
-                (_, Some(w)) => errors.push(
-                    file.error(
-                        w.span(),
-                        format!("{key}.members[{i}].weight"),
-                        "weights only apply to combine = \"weighted\"",
-                    )
-                    .fix("remove the weight or set combine = \"weighted\""),
-                ),
-                _ => {}
-            }
-        }
-        if combine == CombineConfig::Weighted && total <= 0.0 && !e.members.is_empty() {
-            errors.push(
-                file.error(
-                    e.combine.span(),
-                    format!("{key}.combine"),
-                    "the members' weights add up to 0",
-                )
-                .fix("give at least one member a positive weight"),
-            );
-        }
-        match (combine, &e.meta) {
-            (CombineConfig::Stacking, None) => errors.push(
-                file.error(
-                    e.combine.span(),
-                    format!("{key}.meta"),
-                    "stacking needs a meta-model",
-                )
-                .fix("add meta = \"<node that takes the members' probabilities>\""),
-            ),
-            (c, Some(meta)) if c != CombineConfig::Stacking => errors.push(
-                file.error(
-                    meta.span(),
-                    format!("{key}.meta"),
-                    "a meta-model only applies to combine = \"stacking\"",
-                )
-                .fix("remove `meta` or set combine = \"stacking\""),
-            ),
-            _ => {}
-        }
-        if let Some(min) = &e.min_members {
-            let n = *min.get_ref() as usize;
-            if n == 0 || n > e.members.len() {
-                errors.push(
-                    file.error(
-                        min.span(),
-                        format!("{key}.min_members"),
-                        format!("{n} is outside 1..={}", e.members.len()),
-                    )
-                    .fix("use a number between 1 and the number of members"),
-                );
-            }
-        }
-    }
-    for (name, s) in &c.cascade {
-        let key = format!("cascade.{name}");
-        if s.stages.len() < 2 {
-            errors.push(
-                file.error(
-                    file.table_span("cascade", name),
-                    format!("{key}.stages"),
-                    "a cascade needs at least two stages",
-                )
-                .fix("add the model to escalate to"),
-            );
-        }
-        let last = s.stages.len().saturating_sub(1);
-        for (i, stage) in s.stages.iter().enumerate() {
-            match &stage.threshold {
-                None if i < last => errors.push(
-                    file.error(
-                        stage.model.span(),
-                        format!("{key}.stages[{i}].threshold"),
-                        "every stage but the last needs a threshold",
-                    )
-                    .fix("add threshold = 0.9 (rows at or above it stop here)"),
-                ),
-                Some(t) if i == last => errors.push(
-                    file.error(
-                        t.span(),
-                        format!("{key}.stages[{i}].threshold"),
-                        "the last stage answers every row left",
-                    )
-                    .fix("remove its threshold"),
-                ),
-                Some(t) if !(0.0..=1.0).contains(t.get_ref()) => errors.push(
-                    file.error(
-                        t.span(),
-                        format!("{key}.stages[{i}].threshold"),
-                        format!("threshold {} is outside 0..=1", t.get_ref()),
-                    )
-                    .fix("confidence is a probability: use a threshold between 0 and 1"),
-                ),
-                _ => {}
-            }
-        }
-    }
-    for (name, s) in &c.splitter {
-        let key = format!("splitter.{name}");
-        let mut total = 0.0;
-        for (i, route) in s.routes.iter().enumerate() {
-            match &route.weight {
-                None => errors.push(
-                    file.error(
-                        route.model.span(),
-                        format!("{key}.routes[{i}].weight"),
-                        "every route needs a weight",
-                    )
-                    .fix("add weight = <share of traffic>"),
-                ),
-                Some(w) if !(w.get_ref().is_finite() && *w.get_ref() >= 0.0) => errors.push(
-                    file.error(
-                        w.span(),
-                        format!("{key}.routes[{i}].weight"),
-                        format!("weight {} is not a number >= 0", w.get_ref()),
-                    )
-                    .fix("use a finite weight of 0 or more"),
-                ),
-                Some(w) => total += w.get_ref(),
-            }
-        }
-        if total <= 0.0 && s.routes.iter().all(|r| r.weight.is_some()) {
-            errors.push(
-                file.error(
-                    file.table_span("splitter", name),
-                    format!("{key}.routes"),
-                    "the routes' weights add up to 0",
-                )
-                .fix("give at least one route a positive weight"),
-            );
-        }
-    }
-    for (name, s) in &c.switch {
-        let key = format!("switch.{name}");
-        for (i, branch) in s.branches.iter().enumerate() {
-            let bkey = format!("{key}.branches[{i}]");
-            match (&branch.equals, &branch.when) {
-                (Some(_), Some(_)) | (None, None) => errors.push(
-                    file.error(branch.model.span(), bkey, "a branch needs exactly one of `equals` or `when`")
-                        .fix("match a request parameter with equals = \"...\" or a tensor with when = { ... }"),
-                ),
-                (Some(_), None) if s.parameter.is_none() => errors.push(
-                    file.error(branch.model.span(), format!("{bkey}.equals"), "`equals` compares the request parameter named by `parameter`, which is missing")
-                        .fix(format!("add parameter = \"<request parameter>\" to [switch.{name}]")),
-                ),
-                _ => {}
-            }
-        }
     }
 }

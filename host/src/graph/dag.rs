@@ -1,177 +1,186 @@
-//! DAG hierarchies: steps wired by `request.NAME` / `STEP.OUTPUT` edges,
-//! grouped into levels whose steps run concurrently.
+//! DAG: steps wired by `request.NAME` / `STEP.OUTPUT` edges (skip
+//! connections included), grouped into levels whose steps run concurrently.
 
-use super::build::{Builder, compatible, describe};
-use super::check::model_ref;
-use super::{Body, Dag, DagStep, Kind, Served, Source};
-use crate::config::{ConfigError, ConfigFile};
+use super::builder::{Builder, describe};
+use super::context::Context;
+use super::error::ExecError;
+use super::member::{Member, output};
+use super::model::{Composition, Served};
+use super::refs::{ModelRef, model_ref};
+use crate::config::{ConfigError, ConfigFile, DagConfig};
 use crate::nn::Signature;
-use crate::runtime::TensorSpec;
+use crate::tensor::{NamedTensor, Tensor, TensorSpec, compatible};
+use futures::future::{BoxFuture, FutureExt, join_all};
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 
-impl Builder<'_> {
-    /// `producer`'s output called `output`, or an error at `span`.
-    fn output_of<'m>(
-        &self,
-        producer: &'m Served,
-        output: &str,
-        span: Range<usize>,
-        key: &str,
-    ) -> Result<&'m TensorSpec, ConfigError> {
-        producer
-            .signature
-            .outputs
+pub(super) fn refs(name: &str, d: &DagConfig) -> Vec<ModelRef> {
+    d.steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| model_ref(&s.model, &format!("dag.{name}.steps[{i}].model")))
+        .collect()
+}
+
+/// `producer`'s output called `output`, or an error at `span`.
+fn output_of<'m>(
+    b: &Builder,
+    producer: &'m Served,
+    output: &str,
+    span: Range<usize>,
+    key: &str,
+) -> Result<&'m TensorSpec, ConfigError> {
+    producer
+        .signature
+        .outputs
+        .iter()
+        .find(|x| x.name == output)
+        .ok_or_else(|| {
+            b.err(
+                span,
+                key,
+                format!("`{}` has no output `{output}`", producer.name),
+            )
+        })
+}
+
+pub(super) fn build(
+    b: &Builder,
+    name: &str,
+    d: &DagConfig,
+) -> Result<(Signature, Box<dyn Composition>), ConfigError> {
+    let key = format!("dag.{name}");
+    let ids: Vec<&str> = d.steps.iter().map(|s| s.id.get_ref().as_str()).collect();
+    let mut steps: Vec<DagStep> = Vec::new();
+    let mut request_inputs: Vec<TensorSpec> = Vec::new();
+    for (i, s) in d.steps.iter().enumerate() {
+        let skey = format!("{key}.steps[{i}]");
+        let mapping: BTreeMap<String, String> = s
+            .inputs
             .iter()
-            .find(|x| x.name == output)
-            .ok_or_else(|| {
-                self.err(
-                    span,
-                    key,
-                    format!("`{}` has no output `{output}`", producer.name),
-                )
-            })
-    }
-
-    pub(super) fn dag(
-        &self,
-        name: &str,
-        d: &crate::config::DagConfig,
-    ) -> Result<(Kind, Signature, Body), ConfigError> {
-        let key = format!("dag.{name}");
-        let ids: Vec<&str> = d.steps.iter().map(|s| s.id.get_ref().as_str()).collect();
-        let mut steps: Vec<DagStep> = Vec::new();
-        let mut request_inputs: Vec<TensorSpec> = Vec::new();
-        for (i, s) in d.steps.iter().enumerate() {
-            let skey = format!("{key}.steps[{i}]");
-            let mapping: BTreeMap<String, String> = s
+            .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+            .collect();
+        let member = b.member(
+            &model_ref(&s.model, &format!("{skey}.model")),
+            &mapping,
+            s.timeout_ms,
+        )?;
+        let mut inputs = Vec::new();
+        for (input, source) in &member.inputs {
+            let span = s
+                .inputs
+                .get(input)
+                .map_or_else(|| s.model.span(), |r| r.span());
+            let ikey = format!("{skey}.inputs.{input}");
+            let want = member
+                .model
+                .signature
                 .inputs
                 .iter()
-                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
-                .collect();
-            let member = self.member(
-                &model_ref(&s.model, &format!("{skey}.model")),
-                &mapping,
-                s.timeout_ms,
-                true,
-                1.0,
-            )?;
-            let mut inputs = Vec::new();
-            for (input, source) in &member.inputs {
-                let span = s
-                    .inputs
-                    .get(input)
-                    .map_or_else(|| s.model.span(), |r| r.span());
-                let ikey = format!("{skey}.inputs.{input}");
-                let want = member
-                    .model
-                    .signature
-                    .inputs
-                    .iter()
-                    .find(|x| &x.name == input)
-                    .cloned();
-                let parsed = parse_source(source, &ids).map_err(|m| {
-                    self.err(span.clone(), &ikey, m)
-                        .fix("write `request.NAME` or `STEP.OUTPUT`")
-                })?;
-                if let (Source::Step(from, output), Some(want)) = (&parsed, &want) {
-                    let producer = &steps
-                        .get(*from)
-                        .ok_or_else(|| {
-                            self.err(
-                                span.clone(),
-                                &ikey,
-                                format!(
-                                    "step `{}` comes later; list steps so inputs come first",
-                                    ids[*from]
-                                ),
-                            )
-                        })?
-                        .member
-                        .model;
-                    let have = self.output_of(producer, output, span.clone(), &ikey)?;
-                    if !compatible(have, want) {
-                        return Err(self
-                            .err(
-                                span,
-                                &ikey,
-                                format!(
-                                    "`{}` gives `{output}` as {} but `{}` takes `{input}` as {}",
-                                    producer.name,
-                                    describe(have),
-                                    member.model.name,
-                                    describe(want)
-                                ),
-                            )
-                            .fix("connect tensors of the same type and shape"));
-                    }
+                .find(|x| &x.name == input)
+                .cloned();
+            let parsed = parse_source(source, &ids).map_err(|m| {
+                b.err(span.clone(), &ikey, m)
+                    .fix("write `request.NAME` or `STEP.OUTPUT`")
+            })?;
+            if let (Source::Step(from, output), Some(want)) = (&parsed, &want) {
+                let producer = &steps
+                    .get(*from)
+                    .ok_or_else(|| {
+                        b.err(
+                            span.clone(),
+                            &ikey,
+                            format!(
+                                "step `{}` comes later; list steps so inputs come first",
+                                ids[*from]
+                            ),
+                        )
+                    })?
+                    .member
+                    .model;
+                let have = output_of(b, producer, output, span.clone(), &ikey)?;
+                if !compatible(have, want) {
+                    return Err(b
+                        .err(
+                            span,
+                            &ikey,
+                            format!(
+                                "`{}` gives `{output}` as {} but `{}` takes `{input}` as {}",
+                                producer.name,
+                                describe(have),
+                                member.model.name,
+                                describe(want)
+                            ),
+                        )
+                        .fix("connect tensors of the same type and shape"));
                 }
-                if let (Source::Request(req), Some(want)) = (&parsed, &want) {
-                    let spec = TensorSpec {
-                        name: req.clone(),
-                        ..want.clone()
-                    };
-                    match request_inputs.iter().find(|x| x.name == *req) {
-                        Some(seen) if !compatible(seen, &spec) => {
-                            return Err(self.err(
-                                span,
-                                &ikey,
-                                format!(
-                                    "request input `{req}` is used as {} and as {}",
-                                    describe(seen),
-                                    describe(&spec)
-                                ),
-                            ));
-                        }
-                        Some(_) => {}
-                        None => request_inputs.push(spec),
-                    }
-                }
-                inputs.push((input.clone(), parsed));
             }
-            steps.push(DagStep {
-                id: s.id.get_ref().clone(),
-                member,
-                inputs,
-            });
+            if let (Source::Request(req), Some(want)) = (&parsed, &want) {
+                let spec = TensorSpec {
+                    name: req.clone(),
+                    ..want.clone()
+                };
+                match request_inputs.iter().find(|x| x.name == *req) {
+                    Some(seen) if !compatible(seen, &spec) => {
+                        return Err(b.err(
+                            span,
+                            &ikey,
+                            format!(
+                                "request input `{req}` is used as {} and as {}",
+                                describe(seen),
+                                describe(&spec)
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => request_inputs.push(spec),
+                }
+            }
+            inputs.push((input.clone(), parsed));
         }
-        let mut outputs = Vec::new();
-        let mut output_specs = Vec::new();
-        for (out, source) in &d.outputs {
-            let okey = format!("{key}.outputs.{out}");
-            let parsed = parse_source(source.get_ref(), &ids)
-                .map_err(|m| self.err(source.span(), &okey, m))?;
-            let Source::Step(from, output) = &parsed else {
-                return Err(self
-                    .err(
-                        source.span(),
-                        &okey,
-                        "an output must come from a step".into(),
-                    )
-                    .fix("write `STEP.OUTPUT`"));
-            };
-            let producer = &steps[*from].member.model;
-            let spec = self.output_of(producer, output, source.span(), &okey)?;
-            output_specs.push(TensorSpec {
-                name: out.clone(),
-                ..spec.clone()
-            });
-            outputs.push((out.clone(), parsed));
-        }
-        let levels = levels(&steps);
-        Ok((
-            Kind::Dag,
-            Signature {
-                inputs: request_inputs,
-                outputs: output_specs,
-            },
-            Body::Dag(Dag {
-                steps,
-                levels,
-                outputs,
-            }),
-        ))
+        steps.push(DagStep {
+            id: s.id.get_ref().clone(),
+            member,
+            inputs,
+        });
     }
+    let mut outputs = Vec::new();
+    let mut output_specs = Vec::new();
+    for (out, source) in &d.outputs {
+        let okey = format!("{key}.outputs.{out}");
+        let parsed =
+            parse_source(source.get_ref(), &ids).map_err(|m| b.err(source.span(), &okey, m))?;
+        let Source::Step(from, output) = &parsed else {
+            return Err(b
+                .err(
+                    source.span(),
+                    &okey,
+                    "an output must come from a step".into(),
+                )
+                .fix("write `STEP.OUTPUT`"));
+        };
+        let producer = &steps[*from].member.model;
+        let spec = output_of(b, producer, output, source.span(), &okey)?;
+        output_specs.push(TensorSpec {
+            name: out.clone(),
+            ..spec.clone()
+        });
+        outputs.push((out.clone(), parsed));
+    }
+    let levels = levels(&steps);
+    let signature = Signature {
+        inputs: request_inputs,
+        outputs: output_specs,
+    };
+    Ok((
+        signature,
+        Box::new(Dag {
+            steps,
+            levels,
+            outputs,
+        }),
+    ))
 }
 
 fn parse_source(text: &str, ids: &[&str]) -> Result<Source, String> {
@@ -209,8 +218,8 @@ fn levels(steps: &[DagStep]) -> Vec<Vec<usize>> {
 }
 
 /// DAG checks that need no plugin: ids, edges, order, unreachable steps.
-pub(super) fn check_dag_shapes(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
-    for (name, d) in &file.config.dag {
+pub(super) fn check(file: &ConfigFile, name: &str, d: &DagConfig, errors: &mut Vec<ConfigError>) {
+    {
         let key = format!("dag.{name}");
         let ids: Vec<&str> = d.steps.iter().map(|s| s.id.get_ref().as_str()).collect();
         for (i, s) in d.steps.iter().enumerate() {
@@ -275,5 +284,91 @@ pub(super) fn check_dag_shapes(file: &ConfigFile, errors: &mut Vec<ConfigError>)
                 );
             }
         }
+    }
+}
+
+/// Where a step's input comes from.
+#[derive(Clone, Debug)]
+enum Source {
+    Request(String),
+    Step(usize, String),
+}
+
+struct DagStep {
+    id: String,
+    member: Member,
+    inputs: Vec<(String, Source)>,
+}
+
+struct Dag {
+    steps: Vec<DagStep>,
+    /// Step indices, grouped so each group depends only on earlier ones.
+    levels: Vec<Vec<usize>>,
+    outputs: Vec<(String, Source)>,
+}
+
+impl Dag {
+    fn lookup(
+        &self,
+        inputs: &[NamedTensor],
+        done: &[Option<Vec<NamedTensor>>],
+        source: &Source,
+    ) -> Result<Tensor, ExecError> {
+        match source {
+            Source::Request(name) => inputs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| ExecError::BadRequest(format!("input `{name}` is missing"))),
+            Source::Step(step, name) => {
+                let id = &self.steps[*step].id;
+                let outputs = done[*step].as_deref().ok_or_else(|| ExecError::Internal {
+                    model: id.clone(),
+                    message: "a step ran before its inputs".into(),
+                })?;
+                output(outputs, name, self.steps[*step].member.name()).cloned()
+            }
+        }
+    }
+}
+
+impl Composition for Dag {
+    fn members(&self) -> Vec<Arc<Served>> {
+        self.steps.iter().map(|s| s.member.model.clone()).collect()
+    }
+
+    fn run<'a>(
+        &'a self,
+        _name: &'a str,
+        context: &'a Arc<Context>,
+        inputs: Vec<NamedTensor>,
+    ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
+        async move {
+            let mut done: Vec<Option<Vec<NamedTensor>>> = vec![None; self.steps.len()];
+            for level in &self.levels {
+                let mut calls = Vec::with_capacity(level.len());
+                for &index in level {
+                    let step = &self.steps[index];
+                    // Edges share tensors: a skip connection copies nothing.
+                    let bound = step
+                        .inputs
+                        .iter()
+                        .map(|(input, source)| {
+                            Ok((input.clone(), self.lookup(&inputs, &done, source)?))
+                        })
+                        .collect::<Result<Vec<_>, ExecError>>()?;
+                    calls.push(step.member.call(context, bound));
+                }
+                // Steps of one level do not depend on each other: run them together.
+                for (&index, result) in level.iter().zip(join_all(calls).await) {
+                    done[index] = Some(result?);
+                }
+            }
+            self.outputs
+                .iter()
+                .map(|(name, source)| Ok((name.clone(), self.lookup(&inputs, &done, source)?)))
+                .collect()
+        }
+        .boxed()
     }
 }

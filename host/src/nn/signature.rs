@@ -1,10 +1,10 @@
 //! What a graph takes and returns, and the checks every backend runs on a
 //! plugin's inputs before handing them to native code.
 
-use crate::runtime::{Dtype, TensorSpec};
+pub use crate::tensor::shape_text;
+use crate::tensor::{Dtype, TensorSpec, byte_length, check_dims};
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
-use wasmtime_wasi_nn::wit::TensorType;
 
 /// A graph's inputs and outputs (`-1` marks a dynamic dimension).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,33 +49,13 @@ impl Signature {
     }
 }
 
-/// Checks one tensor against its spec.
+/// Checks one tensor against its spec: type and shape by the host's one
+/// check, then its bytes (a backend tensor's bytes are not checked when made).
 fn check_tensor(spec: &TensorSpec, tensor: &Tensor) -> Result<(), BackendError> {
     let dtype = Dtype::from(tensor.ty);
-    if dtype != spec.dtype {
-        return Err(input_error(format!(
-            "input `{}` must be {}, got {dtype}",
-            spec.name, spec.dtype
-        )));
-    }
-    let fits = tensor.dimensions.len() == spec.shape.len()
-        && tensor
-            .dimensions
-            .iter()
-            .zip(&spec.shape)
-            .all(|(&got, &want)| want < 0 || i64::from(got) == want);
-    if !fits {
-        return Err(input_error(format!(
-            "input `{}` must have shape {}, got {:?}",
-            spec.name,
-            shape_text(&spec.shape),
-            tensor.dimensions
-        )));
-    }
-    let expected = tensor
-        .dimensions
-        .iter()
-        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d as usize));
+    check_dims(spec, dtype, &tensor.dimensions)
+        .map_err(|mismatch| input_error(format!("input `{}` {mismatch}", spec.name)))?;
+    let expected = byte_length(dtype, &tensor.dimensions);
     if expected != Some(tensor.data.len()) {
         return Err(input_error(format!(
             "input `{}` of shape {:?} needs {} bytes of {dtype}, got {}",
@@ -88,21 +68,6 @@ fn check_tensor(spec: &TensorSpec, tensor: &Tensor) -> Result<(), BackendError> 
     Ok(())
 }
 
-/// `[-1, 64]` written as `[N, 64]`, the way the error reads best.
-pub fn shape_text(shape: &[i64]) -> String {
-    let dims: Vec<String> = shape
-        .iter()
-        .map(|&d| {
-            if d < 0 {
-                "N".to_string()
-            } else {
-                d.to_string()
-            }
-        })
-        .collect();
-    format!("[{}]", dims.join(", "))
-}
-
 /// A plugin's bad input. wasmtime-wasi-nn 48 shows a guest only the top-level
 /// text of a backend error, and this is the one variant whose text carries
 /// our message (in ONNX a tensor's type is its element type and its shape).
@@ -113,34 +78,6 @@ pub fn input_error(message: String) -> BackendError {
 /// A failure inside the native backend, e.g. a kernel error.
 pub fn backend_error(message: String) -> BackendError {
     BackendError::BackendAccess(wasmtime::format_err!("{message}"))
-}
-
-impl From<TensorType> for Dtype {
-    fn from(ty: TensorType) -> Self {
-        match ty {
-            TensorType::Fp16 => Dtype::Fp16,
-            TensorType::Fp32 => Dtype::Fp32,
-            TensorType::Fp64 => Dtype::Fp64,
-            TensorType::Bf16 => Dtype::Bf16,
-            TensorType::U8 => Dtype::Uint8,
-            TensorType::I32 => Dtype::Int32,
-            TensorType::I64 => Dtype::Int64,
-        }
-    }
-}
-
-impl From<Dtype> for TensorType {
-    fn from(dtype: Dtype) -> Self {
-        match dtype {
-            Dtype::Fp16 => TensorType::Fp16,
-            Dtype::Fp32 => TensorType::Fp32,
-            Dtype::Fp64 => TensorType::Fp64,
-            Dtype::Bf16 => TensorType::Bf16,
-            Dtype::Uint8 => TensorType::U8,
-            Dtype::Int32 => TensorType::I32,
-            Dtype::Int64 => TensorType::I64,
-        }
-    }
 }
 
 /// A tensor's dimensions as wasi-nn carries them.
@@ -157,6 +94,7 @@ pub fn wasi_dimensions(shape: &[usize]) -> Result<Vec<u32>, BackendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmtime_wasi_nn::wit::TensorType;
 
     fn signature() -> Signature {
         Signature {

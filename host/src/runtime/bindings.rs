@@ -1,6 +1,7 @@
 //! Host bindings generated from the contract in `wit/`, `wasi:nn` included.
 //!
-//! The host implements `wasi:nn` itself (see `wasi_nn`), so that every tensor
+//! The host implements `wasi:nn` itself (in `wasi_nn`, on the handle types
+//! declared here), so that every tensor
 //! a plugin creates is checked and charged to its memory cap, handles live
 //! only for the call they were given in, and `compute` can leave the async
 //! workers. Tensors in `infer` are the same handles `compute` takes, so a
@@ -17,12 +18,21 @@ wasmtime::component::bindgen!({
         default: trappable,
     },
     with: {
-        "wasi:nn/tensor.tensor": super::wasi_nn::TensorHandle,
-        "wasi:nn/graph.graph": super::wasi_nn::GraphHandle,
-        "wasi:nn/inference.graph-execution-context": super::wasi_nn::ContextHandle,
-        "wasi:nn/errors.error": super::wasi_nn::ErrorHandle,
+        "wasi:nn/tensor.tensor": TensorHandle,
+        "wasi:nn/graph.graph": GraphHandle,
+        "wasi:nn/inference.graph-execution-context": ContextHandle,
+        "wasi:nn/errors.error": ErrorHandle,
     },
 });
+
+/// The resource type behind a guest's `wasi:nn` tensor handle.
+pub struct TensorHandle;
+/// The resource type behind a guest's `wasi:nn` graph handle.
+pub struct GraphHandle;
+/// The resource type behind a guest's `wasi:nn` execution context handle.
+pub struct ContextHandle;
+/// The resource type behind a guest's `wasi:nn` error handle.
+pub struct ErrorHandle;
 
 pub use self::aimass::plugin::log::Level as LogLevel;
 pub use self::aimass::plugin::types::{

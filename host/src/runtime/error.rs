@@ -107,6 +107,24 @@ impl RuntimeError {
         )
     }
 
+    /// Who is at fault: the client for input its plugin refused, the host
+    /// for missing capacity, the plugin for everything else it did.
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
+        match self {
+            RuntimeError::Plugin {
+                kind: GuestErrorKind::InvalidInput,
+                ..
+            } => ErrorKind::Client,
+            // A node going away under a reload also ends its queue's waits
+            // with an engine error: retrying reaches the new one.
+            RuntimeError::Saturated { .. }
+            | RuntimeError::Capacity { .. }
+            | RuntimeError::Engine(_) => ErrorKind::Unavailable,
+            _ => ErrorKind::PluginFailure,
+        }
+    }
+
     /// The failure's kind as `/metrics` labels it.
     pub fn metric_kind(&self) -> &'static str {
         match self {

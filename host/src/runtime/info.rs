@@ -1,57 +1,8 @@
 //! What a plugin says about itself, in host types.
 
 use super::bindings::{GuestModelInfo, GuestModelKind, GuestTensorSpec, GuestTensorType};
+pub use crate::tensor::{Dtype, TensorSpec};
 use std::fmt;
-
-/// A tensor element type, named as the Open Inference Protocol names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dtype {
-    /// IEEE half precision.
-    Fp16,
-    /// IEEE single precision.
-    Fp32,
-    /// IEEE double precision.
-    Fp64,
-    /// bfloat16.
-    Bf16,
-    /// Unsigned byte.
-    Uint8,
-    /// 32-bit signed integer.
-    Int32,
-    /// 64-bit signed integer.
-    Int64,
-}
-
-impl Dtype {
-    /// The protocol's name, e.g. `FP32`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dtype::Fp16 => "FP16",
-            Dtype::Fp32 => "FP32",
-            Dtype::Fp64 => "FP64",
-            Dtype::Bf16 => "BF16",
-            Dtype::Uint8 => "UINT8",
-            Dtype::Int32 => "INT32",
-            Dtype::Int64 => "INT64",
-        }
-    }
-
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            Dtype::Fp16 | Dtype::Bf16 => 2,
-            Dtype::Fp32 | Dtype::Int32 => 4,
-            Dtype::Fp64 | Dtype::Int64 => 8,
-            Dtype::Uint8 => 1,
-        }
-    }
-}
-
-impl fmt::Display for Dtype {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 impl From<GuestTensorType> for Dtype {
     fn from(ty: GuestTensorType) -> Self {
@@ -119,17 +70,6 @@ impl From<GuestModelKind> for ModelKind {
             GuestModelKind::Other => ModelKind::Other,
         }
     }
-}
-
-/// One input or output: name, element type, shape (`-1` = dynamic).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorSpec {
-    /// The tensor's name.
-    pub name: String,
-    /// Its element type.
-    pub dtype: Dtype,
-    /// Its shape; `-1` marks a dynamic dimension.
-    pub shape: Vec<i64>,
 }
 
 impl From<GuestTensorSpec> for TensorSpec {

@@ -1,21 +1,19 @@
 //! One running plugin instance: a store plus the contract's exports, every
 //! call held to a wall-clock deadline and its outputs to the contract.
 
+use super::bindings::TensorHandle;
 use super::bindings::{ParamValue, SubModel};
 use super::contract;
 use super::error::{GuestErrorKind, RuntimeError};
 use super::info::ModelInfo;
 use super::state::{HostState, MAX_MESSAGE};
-use super::wasi_nn::{TensorHandle, bounded};
+use super::text::bounded;
+pub use crate::tensor::NamedTensor;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::error::Elapsed;
 use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
-use wasmtime_wasi_nn::Tensor;
-
-/// A named host tensor.
-pub type NamedTensor = (String, Tensor);
 
 /// Limits for one instance.
 #[derive(Debug, Clone, Copy)]

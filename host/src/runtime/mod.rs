@@ -10,10 +10,12 @@ mod graphs;
 mod info;
 mod instance;
 mod limits;
+mod nn_host;
 mod output;
 mod plugin;
 mod pool;
 mod state;
+mod text;
 pub mod wasi_nn;
 
 pub use cache::CompileCache;
@@ -25,7 +27,8 @@ pub use instance::{Instance, InstanceLimits, NamedTensor};
 pub use plugin::{Plugin, sha256_hex};
 pub use pool::{Isolation, NodePool, NodeSpec};
 pub use state::HostState;
-pub use wasi_nn::{NnState, bounded};
+pub use text::bounded;
+pub use wasi_nn::NnState;
 
 use limits::MemoryCap;
 use std::path::Path;

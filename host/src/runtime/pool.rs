@@ -15,7 +15,7 @@ use super::info::ModelInfo;
 use super::instance::{Instance, InstanceLimits, NamedTensor};
 use super::plugin::Plugin;
 use crate::metrics::NodeMetrics;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -65,6 +65,8 @@ pub struct NodePool {
     /// instances and kept by computes whose call was abandoned.
     compute_slots: Arc<Semaphore>,
     metrics: NodeMetrics,
+    /// Calls that reached an instance.
+    calls: AtomicU64,
 }
 
 impl std::fmt::Debug for NodePool {
@@ -102,6 +104,7 @@ impl NodePool {
             waiting: AtomicUsize::new(0),
             compute_slots,
             metrics: NodeMetrics::new(&spec.node),
+            calls: AtomicU64::new(0),
             runtime,
             plugin,
             spec,
@@ -118,6 +121,11 @@ impl NodePool {
     /// The node's spec.
     pub fn spec(&self) -> &NodeSpec {
         &self.spec
+    }
+
+    /// Calls that reached an instance, since the node started.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// Instances waiting for a request.
@@ -148,6 +156,7 @@ impl NodePool {
             .await
             .inspect_err(|e| self.metrics.call(started.elapsed(), Some(e.metric_kind())))?,
         };
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let result = instance.infer(inputs).await;
         self.metrics.call(
             started.elapsed(),

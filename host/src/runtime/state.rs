@@ -4,7 +4,8 @@
 use super::bindings::{LogLevel, aimass};
 use super::limits::MemoryCap;
 use super::output::{GuestOutput, LogBudget};
-use super::wasi_nn::{NnState, bounded};
+use super::text::bounded;
+use super::wasi_nn::NnState;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 

@@ -3,14 +3,12 @@
 //! without one, only clients on the same machine (loopback).
 
 use super::error::ApiError;
-use super::state::ServerState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// The credential management calls need.
 #[derive(Clone, Default)]
@@ -64,11 +62,10 @@ impl AdminToken {
 
 /// Lets a management call through, or answers 401 / 403 naming the fix.
 pub async fn require_admin(
-    State(state): State<Arc<ServerState>>,
+    State(token): State<AdminToken>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = &state.admin_token;
     if token.is_set() {
         let offered = request
             .headers()
@@ -107,8 +104,9 @@ pub async fn require_admin(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::{Limits, router};
+    use crate::server::{Limits, ServerState, router};
     use axum::body::Body;
+    use std::sync::Arc;
     use tower::ServiceExt;
 
     /// A management call from `client` to a server with `token`: its status

@@ -2,8 +2,8 @@
 //! status code: every failure is `{"error": "..."}`, which tritonclient and
 //! the KServe SDK both read.
 
-use crate::graph::ExecError;
-use crate::runtime::RuntimeError;
+use crate::error_kind::ErrorKind;
+use crate::service::ServiceError;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -33,10 +33,12 @@ pub enum ApiError {
     /// Not ready yet, shutting down, unloaded, overloaded or out of time.
     #[error("{0}")]
     Unavailable(String),
-    /// A model failed (a plugin trapped, timed out, ran out of memory or
-    /// returned an error): its own message, named.
+    /// A fault of the server's own.
     #[error("{0}")]
-    ModelFailed(String),
+    Internal(String),
+    /// The inference service's answer, whatever its kind.
+    #[error("{0}")]
+    Service(#[from] ServiceError),
 }
 
 impl ApiError {
@@ -50,27 +52,17 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::ModelFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl From<ExecError> for ApiError {
-    fn from(error: ExecError) -> Self {
-        if error.is_bad_request() {
-            return ApiError::BadRequest(error.to_string());
-        }
-        match &error {
-            // The node's queue wait ended because the node is going away
-            // (a reload swapped it out under a hierarchy built earlier).
-            ExecError::Node {
-                source:
-                    RuntimeError::Engine(_)
-                    | RuntimeError::Saturated { .. }
-                    | RuntimeError::Capacity { .. },
-                ..
-            } => ApiError::Unavailable(error.to_string()),
-            _ => ApiError::ModelFailed(error.to_string()),
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Service(e) => match e.kind {
+                ErrorKind::Client => StatusCode::BAD_REQUEST,
+                ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                // A request past the server's deadline was answered 503 by
+                // Triton's HTTP front end too: try again later.
+                ErrorKind::Unavailable | ErrorKind::DeadlineExceeded => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                ErrorKind::PluginFailure | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 }

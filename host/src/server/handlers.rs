@@ -5,9 +5,8 @@ use super::body::{ReadBody, read_body};
 use super::codec::{self, HEADER_LENGTH};
 use super::error::ApiError;
 use super::protocol::{ModelMetadata, ServerMetadata, TensorMetadata};
-use super::state::{Phases, ServerState};
-use crate::graph::Served;
-use crate::runtime::{Dtype, TensorSpec};
+use super::state::ServerState;
+use crate::tensor::{Dtype, TensorSpec};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
@@ -77,6 +76,7 @@ pub async fn ready(State(state): Shared) -> Response {
 /// `GET /v2/models` (KServe): the names of the models ready to serve.
 pub async fn list_models(State(state): Shared) -> Json<Value> {
     let names: Vec<String> = state
+        .service
         .ready_models()
         .iter()
         .map(|m| m.name.clone())
@@ -89,7 +89,7 @@ pub async fn model_metadata(
     State(state): Shared,
     path: ModelPath,
 ) -> Result<Json<ModelMetadata>, ApiError> {
-    let model = state.model(&path.model, path.version.as_deref())?;
+    let model = state.service.model(&path.model, path.version.as_deref())?;
     let tensors = |specs: &[TensorSpec]| {
         specs
             .iter()
@@ -111,13 +111,13 @@ pub async fn model_metadata(
 
 /// `GET /v2/models/{m}[/versions/{v}]/ready`.
 pub async fn model_ready(State(state): Shared, path: ModelPath) -> Result<StatusCode, ApiError> {
-    state.model(&path.model, path.version.as_deref())?;
+    state.service.model(&path.model, path.version.as_deref())?;
     Ok(StatusCode::OK)
 }
 
 /// `GET /v2/models/{m}[/versions/{v}]/config`: Triton's model configuration.
 pub async fn model_config(State(state): Shared, path: ModelPath) -> Result<Json<Value>, ApiError> {
-    let model = state.model(&path.model, path.version.as_deref())?;
+    let model = state.service.model(&path.model, path.version.as_deref())?;
     let tensors = |specs: &[TensorSpec]| -> Vec<Value> {
         specs
             .iter()
@@ -148,6 +148,7 @@ fn triton_type(dtype: Dtype) -> String {
 /// `GET /v2/models/stats`.
 pub async fn all_stats(State(state): Shared) -> Json<Value> {
     let stats: Vec<Value> = state
+        .service
         .all_stats()
         .iter()
         .map(|(name, s)| s.to_json(name))
@@ -157,8 +158,8 @@ pub async fn all_stats(State(state): Shared) -> Json<Value> {
 
 /// `GET /v2/models/{m}[/versions/{v}]/stats`.
 pub async fn model_stats(State(state): Shared, path: ModelPath) -> Result<Json<Value>, ApiError> {
-    let model = state.model(&path.model, path.version.as_deref())?;
-    let stats = state.stats(&model.name).to_json(&model.name);
+    let model = state.service.model(&path.model, path.version.as_deref())?;
+    let stats = state.service.stats(&model.name).to_json(&model.name);
     Ok(Json(json!({ "model_stats": [stats] })))
 }
 
@@ -195,7 +196,7 @@ pub async fn repository_index(
             .unwrap_or(false),
         None => false,
     };
-    Ok(Json(json!(state.index(ready_only))))
+    Ok(Json(json!(state.service.index(ready_only))))
 }
 
 /// `POST /v2/repository/models/{m}/load`: re-read the config and swap in a
@@ -216,12 +217,10 @@ pub async fn load(
         return Err(ApiError::BadRequest(format!(
             "load parameter `{key}` is not supported: aimass loads models from its config file \
              ({}); edit it and load again",
-            state.config.display()
+            state.service.config().display()
         )));
     }
-    let result = state.load(&path.model).await;
-    crate::metrics::model_load(state.metric_label(&path.model), result.is_ok());
-    let took = result?;
+    let took = state.service.load(&path.model).await?;
     tracing::info!(model = %path.model, "loaded in {} ms", took.as_millis());
     Ok(StatusCode::OK)
 }
@@ -235,7 +234,7 @@ pub async fn unload(
 ) -> Result<StatusCode, ApiError> {
     let body = management_body(&state, &headers, body).await?.bytes;
     optional_object(&body)?;
-    state.unload(&path.model)?;
+    state.service.unload(&path.model)?;
     tracing::info!(model = %path.model, "unloaded");
     Ok(StatusCode::OK)
 }
@@ -263,40 +262,35 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
-/// `POST /v2/models/{m}[/versions/{v}]/infer`.
+/// `POST /v2/models/{m}[/versions/{v}]/infer`: the body read within its
+/// limits, decoded, answered by the inference service, encoded.
 pub async fn infer(
     State(state): Shared,
     path: ModelPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let arrived = Instant::now();
-    let model = state.model(&path.model, path.version.as_deref())?;
-    let stats = state.stats(&model.name);
-    let result = answer(&state, &model, &headers, body, arrived).await;
-    let total = arrived.elapsed();
-    match &result {
-        Ok((rows, phases, _)) => stats.success(*rows, total, *phases),
-        Err(_) => stats.failure(total),
-    }
+    let received = Instant::now();
+    let result = answer(&state, &path, &headers, body, received).await;
     let status = result
         .as_ref()
-        .map_or_else(|e| e.status(), |_| StatusCode::OK);
-    crate::metrics::request(&model.name, status.as_u16(), total);
-    result.map(|(_, _, response)| response)
+        .map_or_else(ApiError::status, |_| StatusCode::OK);
+    let label = state.service.metric_label(&path.model);
+    crate::metrics::request(label, status.as_u16(), received.elapsed());
+    result
 }
 
 async fn answer(
     state: &ServerState,
-    model: &Arc<Served>,
+    path: &ModelPath,
     headers: &HeaderMap,
     body: Body,
-    arrived: Instant,
-) -> Result<(u64, Phases, Response), ApiError> {
+    received: Instant,
+) -> Result<Response, ApiError> {
     let limits = &state.limits;
-    // The body is read (within its deadline and the bytes budget) before a
-    // permit is taken, so a slow client holds nothing inference needs.
-    let body = read_body(
+    // Read within its deadline and the bytes budget, which stays charged
+    // until the answer is sent; no inference slot is held meanwhile.
+    let mut charged = read_body(
         headers,
         body,
         limits.max_body_bytes,
@@ -304,62 +298,34 @@ async fn answer(
         &state.bodies,
     )
     .await?;
+    let bytes = std::mem::take(&mut charged.bytes);
     let json_length = match headers.get(HEADER_LENGTH) {
         Some(value) => Some(value.to_str().map_err(|_| {
             ApiError::BadRequest("header Inference-Header-Content-Length is not text".into())
         })?),
         None => None,
     };
-    let (json, binary) = codec::split_body(json_length, &body.bytes)?;
-    let decoded = codec::decode(model, json, binary, limits.max_batch_rows)?;
-    // The bytes are decoded; the budget stays charged for the tensors made
-    // from them until the answer is sent.
-    let mut body = body;
-    body.bytes = Vec::new();
-    let Ok(_permit) = state.inflight.clone().try_acquire_owned() else {
-        crate::metrics::rejected("overloaded");
-        return Err(ApiError::Unavailable(format!(
-            "the server is at its limit of {} inference requests at once; retry later",
-            limits.max_concurrency
-        )));
-    };
-    let id = decoded.request.id.clone();
-    let decoded_at = Instant::now();
-    let timeout = limits.request_timeout;
-    let response = tokio::time::timeout(timeout, model.run(decoded.request))
-        .await
-        .map_err(|_| {
-            ApiError::Unavailable(format!(
-                "model `{}` did not answer within the server's request timeout of {} ms",
-                model.name,
-                timeout.as_millis()
-            ))
-        })??;
-    let ran_at = Instant::now();
-    let encoded = codec::encode(model, id, response, &decoded.outputs)?;
-    let phases = Phases {
-        input: decoded_at - arrived,
-        infer: ran_at - decoded_at,
-        output: ran_at.elapsed(),
+    let (json, binary) = codec::split_body(json_length, &bytes)?;
+    let decoded = codec::decode(json, binary, received)?;
+    drop(bytes);
+    let answer = state
+        .service
+        .infer(&path.model, path.version.as_deref(), decoded.request)
+        .await?;
+    let encoded = codec::encode(answer, &decoded.binary)?;
+    let content_type = if encoded.json_length.is_some() {
+        "application/octet-stream"
+    } else {
+        "application/json"
     };
     let mut response = encoded.body.into_response();
     let response_headers = response.headers_mut();
-    match encoded.json_length {
-        Some(length) => {
-            response_headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            response_headers.insert(HEADER_LENGTH, HeaderValue::from(length));
-        }
-        None => {
-            response_headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-        }
+    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(length) = encoded.json_length {
+        response_headers.insert(HEADER_LENGTH, HeaderValue::from(length));
     }
-    Ok((decoded.rows, phases, response))
+    drop(charged);
+    Ok(response)
 }
 
 /// An optional JSON object body (empty is fine).

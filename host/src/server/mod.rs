@@ -6,8 +6,6 @@
 mod admin;
 mod body;
 mod codec;
-#[cfg(test)]
-mod codec_tests;
 mod error;
 mod handlers;
 mod json_data;
@@ -17,9 +15,9 @@ mod protocol;
 mod state;
 
 pub use admin::AdminToken;
-pub use codec::{Decoded, Encoded, OutputChoice, decode, encode, split_body};
+pub use codec::{BinaryChoice, Decoded, Encoded, decode, encode, split_body};
 pub use error::ApiError;
-pub use state::{Limits, ModelStats, ServerState};
+pub use state::{Limits, ServerState};
 
 use crate::config::ConfigErrors;
 use crate::repository::Repository;
@@ -120,13 +118,13 @@ impl Server {
         let loader = state.clone();
         tokio::spawn(
             async move {
-                match Repository::open(&loader.config).await {
+                match Repository::open(loader.service.config()).await {
                     Ok(repository) => {
                         let models = repository.models.len();
-                        loader.install(repository);
+                        loader.service.install(repository);
                         tracing::info!(
                             "ready: {models} models from {} in {} ms",
-                            loader.config.display(),
+                            loader.service.config().display(),
                             loader.started.elapsed().as_millis()
                         );
                     }
@@ -212,7 +210,10 @@ fn management(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
         .route("/v2/repository/index", post(repository_index))
         .route("/v2/repository/models/{model}/load", post(load))
         .route("/v2/repository/models/{model}/unload", post(unload))
-        .route_layer(middleware::from_fn_with_state(state, admin::require_admin))
+        .route_layer(middleware::from_fn_with_state(
+            state.admin_token.clone(),
+            admin::require_admin,
+        ))
 }
 
 /// Runs each request in a span carrying its id (the client's

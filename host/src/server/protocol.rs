@@ -134,17 +134,3 @@ pub struct TensorMetadata {
     /// Its shape, `-1` for a dynamic dimension.
     pub shape: Vec<i64>,
 }
-
-/// One row of `POST /v2/repository/index`.
-#[derive(Debug, Serialize)]
-pub struct IndexEntry {
-    /// The model.
-    pub name: String,
-    /// Its version.
-    pub version: String,
-    /// `READY` or `UNAVAILABLE`.
-    pub state: &'static str,
-    /// Why it is not ready.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-}

@@ -7,9 +7,10 @@
 //! plugin reaches its graphs once, in `init`.
 
 use super::GrantedGraph;
+use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;
-use wasmtime_wasi_nn::{ExecutionContext, Tensor};
+use wasmtime_wasi_nn::ExecutionContext;
 
 /// Live handles one instance may hold at once.
 pub const MAX_HANDLES: usize = 4096;
@@ -108,11 +109,15 @@ impl Handles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmtime_wasi_nn::wit::TensorType;
 
     fn tensor(bytes: usize) -> Entry {
         Entry::Tensor {
-            tensor: Tensor::new(vec![bytes as u32], TensorType::U8, vec![0; bytes]),
+            tensor: Tensor::new(
+                crate::tensor::Dtype::Uint8,
+                vec![bytes as u32],
+                vec![0; bytes],
+            )
+            .unwrap(),
             charged: bytes,
         }
     }

@@ -14,7 +14,6 @@
 //! public graph and execution-context traits.
 
 mod handles;
-mod host;
 
 pub use handles::MAX_HANDLES;
 pub(crate) use handles::{Code, Entry, Handles};
@@ -25,14 +24,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_nn::Graph;
 
-/// The resource type behind a guest's `wasi:nn` tensor handle.
-pub struct TensorHandle;
-/// The resource type behind a guest's `wasi:nn` graph handle.
-pub struct GraphHandle;
-/// The resource type behind a guest's `wasi:nn` execution context handle.
-pub struct ContextHandle;
-/// The resource type behind a guest's `wasi:nn` error handle.
-pub struct ErrorHandle;
+pub use super::bindings::{ContextHandle, ErrorHandle, GraphHandle, TensorHandle};
 
 /// Computes on inputs up to this size run inline on the calling worker,
 /// unless their graph has been slow lately: a thread hop costs more than
@@ -58,11 +50,11 @@ impl GrantedGraph {
         }
     }
 
-    fn is_slow(&self) -> bool {
+    pub(crate) fn is_slow(&self) -> bool {
         self.last_compute_nanos.load(Ordering::Relaxed) > SLOW_COMPUTE.as_nanos() as u64
     }
 
-    fn record(&self, took: Duration) {
+    pub(crate) fn record(&self, took: Duration) {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.last_compute_nanos.store(nanos, Ordering::Relaxed);
     }
@@ -71,9 +63,9 @@ impl GrantedGraph {
 /// The `wasi:nn` state of one instance: the graphs its node may reach, its
 /// handles, and the node's share of blocking compute threads.
 pub struct NnState {
-    graphs: Arc<std::collections::HashMap<String, Arc<GrantedGraph>>>,
+    pub(crate) graphs: Arc<std::collections::HashMap<String, Arc<GrantedGraph>>>,
     pub(crate) handles: Handles,
-    compute_slots: Option<Arc<Semaphore>>,
+    pub(crate) compute_slots: Option<Arc<Semaphore>>,
 }
 
 impl NnState {
@@ -101,69 +93,17 @@ pub const MAX_GRAPH_NAME: usize = 256;
 /// Longest error message a plugin can read back from `wasi:nn`.
 pub const MAX_ERROR_MESSAGE: usize = 1024;
 
-/// `text` cut to at most `max` bytes on a character boundary, marked when
-/// cut.
-pub fn bounded(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}… ({} bytes cut)", &text[..cut], text.len() - cut)
-}
-
-/// Our generated tensor type as `wasmtime-wasi-nn`'s (the same enum).
-pub(crate) fn to_backend(
-    ty: super::bindings::GuestTensorType,
-) -> wasmtime_wasi_nn::wit::TensorType {
-    super::Dtype::from(ty).into()
-}
-
-pub(crate) fn from_backend(
-    ty: wasmtime_wasi_nn::wit::TensorType,
-) -> super::bindings::GuestTensorType {
+/// The host's element type as the guest's generated enum.
+pub(crate) fn guest_type(dtype: super::Dtype) -> super::bindings::GuestTensorType {
+    use super::Dtype as D;
     use super::bindings::GuestTensorType as G;
-    use wasmtime_wasi_nn::wit::TensorType as B;
-    match ty {
-        B::Fp16 => G::Fp16,
-        B::Fp32 => G::Fp32,
-        B::Fp64 => G::Fp64,
-        B::Bf16 => G::Bf16,
-        B::U8 => G::U8,
-        B::I32 => G::I32,
-        B::I64 => G::I64,
-    }
-}
-
-/// The bytes a tensor of `dimensions` and `ty` must have, or `None` when that
-/// does not fit in memory at all.
-pub fn expected_bytes(dimensions: &[u32], ty: wasmtime_wasi_nn::wit::TensorType) -> Option<usize> {
-    dimensions
-        .iter()
-        .try_fold(super::Dtype::from(ty).size(), |acc, &d| {
-            acc.checked_mul(d as usize)
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use wasmtime_wasi_nn::wit::TensorType;
-
-    #[test]
-    fn expected_bytes_refuses_overflow() {
-        assert_eq!(expected_bytes(&[2, 3], TensorType::Fp32), Some(24));
-        assert_eq!(expected_bytes(&[], TensorType::I64), Some(8));
-        assert_eq!(expected_bytes(&[u32::MAX; 3], TensorType::Fp32), None);
-    }
-
-    #[test]
-    fn bounded_cuts_on_a_char_boundary() {
-        assert_eq!(bounded("short", 10), "short");
-        let cut = bounded(&"é".repeat(10), 5);
-        assert!(cut.starts_with("éé…"), "{cut}");
-        assert!(cut.contains("16 bytes cut"), "{cut}");
+    match dtype {
+        D::Fp16 => G::Fp16,
+        D::Fp32 => G::Fp32,
+        D::Fp64 => G::Fp64,
+        D::Bf16 => G::Bf16,
+        D::Uint8 => G::U8,
+        D::Int32 => G::I32,
+        D::Int64 => G::I64,
     }
 }

@@ -1,11 +1,14 @@
-//! The request decoder against arbitrary and mutated bodies: it never
-//! panics, and every refusal says what was wrong.
+//! The request decoder, and the service's checks after it, against
+//! arbitrary and mutated bodies: they never panic, and every refusal says
+//! what was wrong.
 
-use super::codec::{decode, split_body};
+use super::{decode, split_body};
 use crate::graph::Served;
 use crate::nn::Signature;
-use crate::runtime::{Dtype, TensorSpec};
+use crate::service::check_inputs;
+use crate::tensor::{Dtype, TensorSpec};
 use proptest::prelude::*;
+use std::time::Instant;
 
 fn model() -> Served {
     let spec = |name: &str, dtype, shape: &[i64]| TensorSpec {
@@ -13,7 +16,7 @@ fn model() -> Served {
         dtype,
         shape: shape.to_vec(),
     };
-    Served::with_signature(
+    crate::graph::with_signature(
         "m",
         Signature {
             inputs: vec![
@@ -36,23 +39,26 @@ const VALID: &str = r#"{"id": "r1", "parameters": {"binary_data_output": false},
 
 /// Decodes, and checks the outcome is a value or a clear error.
 fn decoded_or_explained(json: &[u8], binary: &[u8]) {
-    match decode(&model(), json, binary, 64) {
-        Ok(decoded) => {
-            assert_eq!(decoded.request.inputs.len(), 3);
-            for (_, tensor) in &decoded.request.inputs {
-                let elements: usize = tensor.dimensions.iter().map(|&d| d as usize).product();
-                let size = Dtype::from(tensor.ty).size();
-                assert_eq!(tensor.data.len(), elements * size);
+    let checked = decode(json, binary, Instant::now())
+        .map_err(|e| e.to_string())
+        .and_then(|d| check_inputs(&model(), d.request.inputs, 64).map_err(|e| e.to_string()));
+    match checked {
+        Ok((inputs, _)) => {
+            assert_eq!(inputs.len(), 3);
+            for (_, tensor) in &inputs {
+                let elements: usize = tensor.dims().iter().map(|&d| d as usize).product();
+                assert_eq!(tensor.len(), elements * tensor.dtype().size());
             }
         }
-        Err(e) => assert!(!e.to_string().trim().is_empty(), "an empty error"),
+        Err(e) => assert!(!e.trim().is_empty(), "an empty error"),
     }
 }
 
 #[test]
 fn the_valid_request_decodes() {
-    let decoded = decode(&model(), VALID.as_bytes(), &[1, 0, 0, 1], 64).expect("valid");
-    assert_eq!(decoded.rows, 2);
+    let decoded = decode(VALID.as_bytes(), &[1, 0, 0, 1], Instant::now()).expect("valid");
+    let (_, rows) = check_inputs(&model(), decoded.request.inputs, 64).expect("valid");
+    assert_eq!(rows, 2);
 }
 
 proptest! {

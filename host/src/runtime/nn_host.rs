@@ -1,15 +1,17 @@
-//! `wasi:nn` as a plugin sees it, implemented on the instance's state.
+//! `wasi:nn` as a plugin sees it, implemented on the instance's state
+//! with the handle table and limits of [`super::wasi_nn`].
 
-use super::{
+use super::text::bounded;
+use super::wasi_nn::{
     Code, ContextHandle, Entry, ErrorHandle, GraphHandle, INLINE_MAX_BYTES, MAX_ERROR_MESSAGE,
-    MAX_GRAPH_NAME, TensorHandle, bounded, expected_bytes, from_backend, to_backend,
+    MAX_GRAPH_NAME, MAX_HANDLES, TensorHandle, guest_type,
 };
 use crate::runtime::bindings::wasi::nn::{errors, graph, inference, tensor};
 use crate::runtime::contract::MAX_RANK;
 use crate::runtime::state::HostState;
+use crate::tensor::Tensor;
 use std::time::Instant;
 use wasmtime::component::Resource;
-use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor as BackendTensor};
 
 /// Host bytes each live handle is charged besides its data.
@@ -36,13 +38,13 @@ impl HostState {
     fn too_many_handles(&mut self) -> wasmtime::Error {
         wasmtime::format_err!(
             "the plugin holds {} wasi-nn handles, the most one instance may hold",
-            super::MAX_HANDLES
+            MAX_HANDLES
         )
     }
 
     /// Charges `tensor` to the plugin and gives it a handle.
     fn push_tensor(&mut self, tensor: Tensor) -> wasmtime::Result<Resource<TensorHandle>> {
-        let charged = tensor.data.len() + tensor.dimensions.len() * 4 + ENTRY_OVERHEAD;
+        let charged = tensor.len() + tensor.dims().len() * 4 + ENTRY_OVERHEAD;
         if self.memory.charge(charged).is_err() {
             wasmtime::bail!(
                 "wasi-nn tensors of {} bytes would exceed the plugin's memory cap",
@@ -103,33 +105,21 @@ impl tensor::HostTensor for HostState {
                 dimensions.len()
             );
         }
-        let ty = to_backend(ty);
-        let expected = expected_bytes(&dimensions, ty);
-        if expected != Some(data.len()) {
-            wasmtime::bail!(
-                "tensor constructor: dimensions {dimensions:?} of {:?} need {} bytes, but {} \
-                 were given",
-                ty,
-                expected.map_or_else(
-                    || "more than memory can hold".to_string(),
-                    |n| n.to_string()
-                ),
-                data.len()
-            );
-        }
-        self.push_tensor(Tensor::new(dimensions, ty, data))
+        let tensor = Tensor::new(crate::tensor::Dtype::from(ty), dimensions, data)
+            .map_err(|e| wasmtime::format_err!("tensor constructor: {e}"))?;
+        self.push_tensor(tensor)
     }
 
     fn dimensions(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<Vec<u32>> {
-        Ok(self.tensor(&handle)?.dimensions.clone())
+        Ok(self.tensor(&handle)?.dims().to_vec())
     }
 
     fn ty(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<tensor::TensorType> {
-        Ok(from_backend(self.tensor(&handle)?.ty))
+        Ok(guest_type(self.tensor(&handle)?.dtype()))
     }
 
     fn data(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<Vec<u8>> {
-        Ok(self.tensor(&handle)?.data.clone())
+        Ok(self.tensor(&handle)?.data().to_vec())
     }
 
     fn drop(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<()> {
@@ -222,7 +212,7 @@ impl inference::HostGraphExecutionContext for HostState {
             let tensor = self
                 .take_tensor(input.rep())
                 .ok_or_else(|| stale("tensor"))?;
-            tensors.push(BackendTensor { name, tensor });
+            tensors.push((name, tensor));
         }
         let Some(Entry::Context { context, graph }) = self.nn.handles.get_mut(handle.rep()) else {
             return Err(stale("execution context"));
@@ -231,7 +221,15 @@ impl inference::HostGraphExecutionContext for HostState {
         let Some(mut context) = context.take() else {
             wasmtime::bail!("the execution context is already computing");
         };
-        let input_bytes: usize = tensors.iter().map(|t| t.tensor.data.len()).sum();
+        let input_bytes: usize = tensors.iter().map(|(_, t)| t.len()).sum();
+        // Shared bytes are copied here, once, into the backend's own type.
+        let tensors: Vec<BackendTensor> = tensors
+            .into_iter()
+            .map(|(name, tensor)| BackendTensor {
+                name,
+                tensor: tensor.into_backend(),
+            })
+            .collect();
         let started = Instant::now();
         let (context, result) = if input_bytes > INLINE_MAX_BYTES || graph.is_slow() {
             let permit = match &self.nn.compute_slots {
@@ -263,6 +261,13 @@ impl inference::HostGraphExecutionContext for HostState {
             Ok(outputs) => {
                 let mut handles = Vec::with_capacity(outputs.len());
                 for BackendTensor { name, tensor } in outputs {
+                    let tensor = match Tensor::from_backend(tensor) {
+                        Ok(tensor) => tensor,
+                        Err(e) => {
+                            let message = format!("the backend returned a malformed `{name}`: {e}");
+                            return self.nn_error(Code::RuntimeError, message);
+                        }
+                    };
                     handles.push((name, self.push_tensor(tensor)?));
                 }
                 Ok(Ok(handles))

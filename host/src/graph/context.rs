@@ -1,0 +1,110 @@
+//! One request as the executor sees it: what came in, what goes back, and
+//! what every model call of the request shares (parameters, id, trace,
+//! dropped members).
+
+use crate::tensor::NamedTensor;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// One inference request to a model.
+#[derive(Debug, Default)]
+pub struct Request {
+    /// Named input tensors.
+    pub inputs: Vec<NamedTensor>,
+    /// Request parameters (switches read these).
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    /// The client's request id (splitters stick to it).
+    pub id: Option<String>,
+    /// Record each model's time and outcome.
+    pub trace: bool,
+}
+
+/// A model's answer.
+#[derive(Debug)]
+pub struct Response {
+    /// Named output tensors.
+    pub outputs: Vec<NamedTensor>,
+    /// Soft members whose failure was dropped.
+    pub dropped: Vec<Dropped>,
+    /// Each model's time and outcome, when asked for.
+    pub trace: Vec<TraceEntry>,
+}
+
+/// A soft member that failed and was left out of the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// The hierarchy it belonged to.
+    pub hierarchy: String,
+    /// The member.
+    pub model: String,
+    /// Why it failed.
+    pub error: String,
+}
+
+/// One model call in a request.
+#[derive(Debug, Clone)]
+pub struct TraceEntry {
+    /// The model.
+    pub model: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Rows it was given.
+    pub rows: usize,
+    /// Wall time, in microseconds.
+    pub micros: u64,
+    /// `ok`, or the error.
+    pub outcome: String,
+}
+
+/// What every model call of one request shares.
+pub(super) struct Context {
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    pub id: Option<String>,
+    trace: Option<Mutex<Vec<TraceEntry>>>,
+    dropped: Mutex<Vec<Dropped>>,
+}
+
+impl Context {
+    pub fn new(
+        parameters: BTreeMap<String, serde_json::Value>,
+        id: Option<String>,
+        trace: bool,
+    ) -> Context {
+        Context {
+            parameters,
+            id,
+            trace: trace.then(|| Mutex::new(Vec::new())),
+            dropped: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    pub fn record(&self, entry: TraceEntry) {
+        if let Some(trace) = &self.trace
+            && let Ok(mut trace) = trace.lock()
+        {
+            trace.push(entry);
+        }
+    }
+
+    pub fn drop_member(&self, dropped: Dropped) {
+        tracing::warn!(hierarchy = %dropped.hierarchy, model = %dropped.model, "soft member dropped: {}", dropped.error);
+        if let Ok(mut list) = self.dropped.lock() {
+            list.push(dropped);
+        }
+    }
+
+    /// The trace and the dropped members, once the request is done.
+    pub fn finish(&self) -> (Vec<TraceEntry>, Vec<Dropped>) {
+        let trace = self
+            .trace
+            .as_ref()
+            .and_then(|t| t.lock().ok().map(|t| t.clone()))
+            .unwrap_or_default();
+        let dropped = self.dropped.lock().map(|d| d.clone()).unwrap_or_default();
+        (trace, dropped)
+    }
+}

@@ -1,0 +1,226 @@
+//! A model clients can call, node or hierarchy, and how one is run: a node
+//! through its instance pool, a hierarchy through its kind's
+//! [`Composition`]; every call timed and traced the same way.
+
+use super::context::{Context, Request, Response, TraceEntry};
+use super::error::ExecError;
+use crate::nn::Signature;
+use crate::runtime::NodePool;
+use crate::tensor::NamedTensor;
+use futures::future::{BoxFuture, FutureExt};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What kind of model something is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A plugin instance pool.
+    Node,
+    /// Layer after layer.
+    Sequence,
+    /// Explicit edges.
+    Dag,
+    /// Parallel members, combined.
+    Ensemble,
+    /// One branch per request.
+    Switch,
+    /// Escalating stages.
+    Cascade,
+    /// Weighted split.
+    Splitter,
+    /// Primary plus a shadow copy.
+    Shadow,
+}
+
+impl Kind {
+    /// The config's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Node => "node",
+            Kind::Sequence => "sequence",
+            Kind::Dag => "dag",
+            Kind::Ensemble => "ensemble",
+            Kind::Switch => "switch",
+            Kind::Cascade => "cascade",
+            Kind::Splitter => "splitter",
+            Kind::Shadow => "shadow",
+        }
+    }
+}
+
+/// How one hierarchy kind runs its members; each kind's file has one.
+pub(super) trait Composition: Send + Sync {
+    /// The models it calls directly.
+    fn members(&self) -> Vec<Arc<Served>>;
+
+    /// Answers `inputs` for the hierarchy called `name`.
+    fn run<'a>(
+        &'a self,
+        name: &'a str,
+        context: &'a Arc<Context>,
+        inputs: Vec<NamedTensor>,
+    ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>>;
+}
+
+enum Body {
+    Node(Arc<NodePool>),
+    Hierarchy(Box<dyn Composition>),
+}
+
+/// A model clients can call: a node or a hierarchy.
+pub struct Served {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: Kind,
+    /// What it takes and returns.
+    pub signature: Signature,
+    /// The most rows one request may send, when it has a limit.
+    pub max_rows: Option<usize>,
+    body: Body,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Served {
+    /// A node served as a model of its own, taking at most `max_rows` rows
+    /// per request or, when unset, what its plugin declares as its max batch.
+    pub fn node(name: &str, pool: Arc<NodePool>, max_rows: Option<u32>) -> Served {
+        let info = pool.info();
+        Served {
+            name: name.to_string(),
+            kind: Kind::Node,
+            signature: Signature {
+                inputs: info.inputs.clone(),
+                outputs: info.outputs.clone(),
+            },
+            max_rows: max_rows
+                .or(info.max_batch_size.filter(|&n| n > 0))
+                .map(|n| n as usize),
+            body: Body::Node(pool),
+        }
+    }
+
+    /// A hierarchy; without a limit of its own it takes the tightest of
+    /// its members', as a row it accepts must fit every member it may reach.
+    pub(super) fn hierarchy(
+        name: &str,
+        kind: Kind,
+        signature: Signature,
+        max_rows: Option<u32>,
+        composition: Box<dyn Composition>,
+    ) -> Served {
+        let max_rows = max_rows.map(|n| n as usize).or_else(|| {
+            composition
+                .members()
+                .iter()
+                .filter_map(|m| m.max_rows)
+                .min()
+        });
+        Served {
+            name: name.to_string(),
+            kind,
+            signature,
+            max_rows,
+            body: Body::Hierarchy(composition),
+        }
+    }
+
+    /// The instance pool, when this model is a node.
+    pub fn pool(&self) -> Option<&Arc<NodePool>> {
+        match &self.body {
+            Body::Node(pool) => Some(pool),
+            Body::Hierarchy(_) => None,
+        }
+    }
+
+    /// The nodes and hierarchies this one calls directly.
+    pub fn members(&self) -> Vec<Arc<Served>> {
+        match &self.body {
+            Body::Node(_) => vec![],
+            Body::Hierarchy(composition) => composition.members(),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn run(self: &Arc<Self>, request: Request) -> Result<Response, ExecError> {
+        let context = Arc::new(Context::new(request.parameters, request.id, request.trace));
+        let outputs = self.call(&context, request.inputs).await?;
+        let (trace, dropped) = context.finish();
+        Ok(Response {
+            outputs,
+            dropped,
+            trace,
+        })
+    }
+
+    /// Runs this model inside a request, timed and traced.
+    pub(super) fn call<'a>(
+        self: &'a Arc<Self>,
+        context: &'a Arc<Context>,
+        inputs: Vec<NamedTensor>,
+    ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
+        async move {
+            if !context.tracing() {
+                return self.body(context, inputs).await;
+            }
+            let started = Instant::now();
+            let batch = inputs.first().map_or(0, |(_, t)| t.rows());
+            let result = self.body(context, inputs).await;
+            context.record(TraceEntry {
+                model: self.name.clone(),
+                kind: self.kind.name(),
+                rows: batch,
+                micros: started.elapsed().as_micros() as u64,
+                outcome: match &result {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => e.to_string(),
+                },
+            });
+            result
+        }
+        .boxed()
+    }
+
+    async fn body(
+        self: &Arc<Self>,
+        context: &Arc<Context>,
+        inputs: Vec<NamedTensor>,
+    ) -> Result<Vec<NamedTensor>, ExecError> {
+        match &self.body {
+            Body::Node(pool) => pool.infer(inputs).await.map_err(|source| ExecError::Node {
+                node: self.name.clone(),
+                source,
+            }),
+            Body::Hierarchy(composition) => composition.run(&self.name, context, inputs).await,
+        }
+    }
+}
+
+/// A model with `signature` that calls nothing and answers nothing, for
+/// tests of what surrounds a model (decoding, binding, the service).
+#[cfg(test)]
+pub(crate) fn with_signature(name: &str, signature: Signature) -> Served {
+    struct Nothing;
+    impl Composition for Nothing {
+        fn members(&self) -> Vec<Arc<Served>> {
+            Vec::new()
+        }
+        fn run<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a Arc<Context>,
+            _: Vec<NamedTensor>,
+        ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
+            async { Ok(Vec::new()) }.boxed()
+        }
+    }
+    Served::hierarchy(name, Kind::Sequence, signature, None, Box::new(Nothing))
+}

@@ -1,0 +1,325 @@
+//! Inference bodies of the Open Inference Protocol's REST binding to and
+//! from the inference service's terms: JSON tensors (flat or nested data)
+//! and the binary tensor extension, in both directions. Checking a request
+//! against the model is the service's; this only reads and writes the wire.
+
+mod elements;
+mod framing;
+#[cfg(test)]
+mod proptests;
+
+pub use framing::{Encoded, HEADER_LENGTH, split_body};
+
+use super::error::ApiError;
+use super::protocol::{InferRequest as WireRequest, InferResponse as WireResponse, OutputTensor};
+use crate::service::{InferRequest, InferResponse};
+use crate::tensor::{Dtype, NamedTensor, Tensor};
+use framing::BinaryTail;
+use serde_json::{Map, Value};
+use std::time::Instant;
+
+/// A decoded request, and how its answer is to be sent.
+#[derive(Debug)]
+pub struct Decoded {
+    /// What the service answers.
+    pub request: InferRequest,
+    /// Which outputs go back as raw bytes.
+    pub binary: BinaryChoice,
+}
+
+/// Which outputs the client wants as raw bytes after the JSON.
+#[derive(Debug, Default)]
+pub struct BinaryChoice {
+    by_default: bool,
+    /// Per requested output, when it says.
+    named: Vec<(String, bool)>,
+}
+
+impl BinaryChoice {
+    /// Every output as JSON (for a terminal, not a socket).
+    pub fn none() -> Self {
+        BinaryChoice::default()
+    }
+
+    fn binary(&self, name: &str) -> bool {
+        self.named
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(self.by_default, |(_, b)| *b)
+    }
+}
+
+/// Reads a request body (its JSON part and the binary part after it),
+/// received at `received`.
+pub fn decode(json: &[u8], binary: &[u8], received: Instant) -> Result<Decoded, ApiError> {
+    let request: WireRequest = serde_json::from_slice(json).map_err(|e| {
+        ApiError::BadRequest(format!("the request is not a valid inference request: {e}"))
+    })?;
+    let parameters = request.parameters.unwrap_or_default();
+    let by_default = match parameters.get("binary_data_output") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "request parameter `binary_data_output` must be true or false, got {other}"
+            )));
+        }
+    };
+    let mut tail = BinaryTail::new(binary);
+    let mut inputs = Vec::with_capacity(request.inputs.len());
+    for input in request.inputs {
+        inputs.push(decode_input(input, &mut tail)?);
+    }
+    tail.finish()?;
+    let mut named = Vec::new();
+    let outputs = match request.outputs {
+        None => None,
+        Some(outputs) => {
+            let mut names = Vec::with_capacity(outputs.len());
+            for o in outputs {
+                if let Some(p) = &o.parameters {
+                    if p.get("classification")
+                        .is_some_and(|c| c.as_u64() != Some(0))
+                    {
+                        return Err(ApiError::BadRequest(format!(
+                            "output `{}`: the classification extension is not supported; \
+                             ask for `probabilities` instead",
+                            o.name
+                        )));
+                    }
+                    if let Some(b) = p.get("binary_data") {
+                        named.push((o.name.clone(), b.as_bool().unwrap_or(false)));
+                    }
+                }
+                names.push(o.name);
+            }
+            Some(names)
+        }
+    };
+    Ok(Decoded {
+        request: InferRequest {
+            id: request.id,
+            parameters: parameters.into_iter().collect(),
+            inputs,
+            outputs,
+            received,
+        },
+        binary: BinaryChoice { by_default, named },
+    })
+}
+
+fn decode_input(
+    input: super::protocol::InputTensor,
+    tail: &mut BinaryTail,
+) -> Result<NamedTensor, ApiError> {
+    let name = input.name;
+    let bad = |message: String| ApiError::BadRequest(format!("input `{name}`: {message}"));
+    let dtype = elements::dtype(&input.datatype).map_err(bad)?;
+    let dims = input
+        .shape
+        .iter()
+        .map(|&d| {
+            u32::try_from(d).map_err(|_| {
+                bad(format!(
+                    "dimension {d} of shape {:?} is not a size of 0..={}",
+                    input.shape,
+                    u32::MAX
+                ))
+            })
+        })
+        .collect::<Result<Vec<u32>, _>>()?;
+    let too_big = || bad("it has more elements than fit in memory".into());
+    let count = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .ok_or_else(too_big)?;
+    let parameters = input.parameters.unwrap_or_default();
+    let data = match (parameters.get("binary_data_size"), &input.data) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(format!(
+                "input `{name}` has both `data` and `binary_data_size`; send one"
+            )));
+        }
+        (Some(size), None) => {
+            let size = size.as_u64().ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "input `{name}`: binary_data_size must be a byte count, got {size}"
+                ))
+            })?;
+            let want = count.checked_mul(dtype.size()).ok_or_else(too_big)?;
+            if size != want as u64 {
+                return Err(ApiError::BadRequest(format!(
+                    "input `{name}` of shape {:?} needs {want} bytes of {dtype}, \
+                     its binary_data_size is {size}",
+                    input.shape
+                )));
+            }
+            tail.take(&name, want)?.to_vec()
+        }
+        (None, Some(data)) => elements::to_bytes(dtype, data, &dims, count).map_err(bad)?,
+        (None, None) => {
+            return Err(ApiError::BadRequest(format!(
+                "input `{name}` has neither `data` nor `parameters.binary_data_size`"
+            )));
+        }
+    };
+    let tensor = Tensor::new(dtype, dims, data).map_err(|e| bad(e.to_string()))?;
+    Ok((name, tensor))
+}
+
+/// Writes an answer the way the client asked for it.
+pub fn encode(response: InferResponse, binary: &BinaryChoice) -> Result<Encoded, ApiError> {
+    let mut tail = Vec::new();
+    let mut outputs = Vec::with_capacity(response.outputs.len());
+    for (name, tensor) in response.outputs {
+        let dtype = tensor.dtype();
+        let shape = tensor.dims().iter().map(|&d| u64::from(d)).collect();
+        // BF16 has no JSON form in the protocol.
+        let as_binary = binary.binary(&name) || dtype == Dtype::Bf16;
+        let mut parameters = Map::new();
+        let data = if as_binary {
+            parameters.insert("binary_data_size".into(), tensor.len().into());
+            tail.extend_from_slice(tensor.data());
+            None
+        } else {
+            Some(elements::to_json(dtype, tensor.data()))
+        };
+        outputs.push(OutputTensor {
+            name,
+            datatype: dtype.name(),
+            shape,
+            parameters,
+            data,
+        });
+    }
+    let mut parameters = Map::new();
+    if !response.dropped.is_empty() {
+        let dropped = response
+            .dropped
+            .iter()
+            .map(|d| serde_json::json!({"hierarchy": d.hierarchy, "model": d.model, "error": d.error}))
+            .collect();
+        parameters.insert("dropped".into(), Value::Array(dropped));
+    }
+    if !response.trace.is_empty() {
+        let trace = response
+            .trace
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "model": t.model, "kind": t.kind, "rows": t.rows,
+                    "micros": t.micros, "outcome": t.outcome,
+                })
+            })
+            .collect();
+        parameters.insert("trace".into(), Value::Array(trace));
+    }
+    let answer = WireResponse {
+        model_name: response.model_name,
+        model_version: response.model_version,
+        id: response.id,
+        parameters,
+        outputs,
+    };
+    let json = serde_json::to_vec(&answer)
+        .map_err(|e| ApiError::Internal(format!("cannot encode the response: {e}")))?;
+    Ok(framing::assemble(json, &tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(body: &str, binary: &[u8]) -> Result<Decoded, String> {
+        decode(body.as_bytes(), binary, Instant::now()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn json_and_binary_inputs_become_tensors_in_request_order() {
+        let body = r#"{"id": "r", "inputs": [
+            {"name": "b", "shape": [2], "datatype": "UINT8", "parameters": {"binary_data_size": 2}},
+            {"name": "a", "shape": [1, 2], "datatype": "FP32", "data": [[1, 2]]}],
+            "outputs": [{"name": "y", "parameters": {"binary_data": true}}, {"name": "z"}]}"#;
+        let d = decoded(body, &[7, 9]).unwrap();
+        assert_eq!(d.request.id.as_deref(), Some("r"));
+        let names: Vec<&str> = d.request.inputs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(d.request.inputs[0].1.data().as_ref(), [7, 9]);
+        assert_eq!(d.request.inputs[1].1.f32s().unwrap(), [1.0, 2.0]);
+        assert_eq!(
+            d.request.outputs,
+            Some(vec!["y".to_string(), "z".to_string()])
+        );
+        assert!(d.binary.binary("y") && !d.binary.binary("z"));
+    }
+
+    #[test]
+    fn each_wire_mistake_is_named() {
+        let one = |input: &str| decoded(&format!(r#"{{"inputs": [{input}]}}"#), &[]).unwrap_err();
+        assert_eq!(
+            one(r#"{"name": "x", "shape": [-1], "datatype": "FP32", "data": [1]}"#),
+            format!(
+                "input `x`: dimension -1 of shape [-1] is not a size of 0..={}",
+                u32::MAX
+            )
+        );
+        assert!(
+            one(r#"{"name": "x", "shape": [1], "datatype": "FP8", "data": [1]}"#)
+                .contains("unknown datatype `FP8`")
+        );
+        assert_eq!(
+            one(r#"{"name": "x", "shape": [1], "datatype": "FP32"}"#),
+            "input `x` has neither `data` nor `parameters.binary_data_size`"
+        );
+        assert_eq!(
+            one(
+                r#"{"name": "x", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 4}}"#
+            ),
+            "input `x` of shape [2] needs 8 bytes of FP32, its binary_data_size is 4"
+        );
+        let unclaimed = decoded(r#"{"inputs": []}"#, &[1]).unwrap_err();
+        assert!(unclaimed.contains("no input claims them"), "{unclaimed}");
+        let flag = decoded(
+            r#"{"inputs": [], "parameters": {"binary_data_output": 1}}"#,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            flag.contains("`binary_data_output` must be true or false"),
+            "{flag}"
+        );
+    }
+
+    #[test]
+    fn answers_are_json_unless_asked_as_binary_and_bf16_is_always_binary() {
+        let response = |outputs| InferResponse {
+            model_name: "m".into(),
+            model_version: "1".into(),
+            id: Some("r".into()),
+            outputs,
+            dropped: vec![],
+            trace: vec![],
+        };
+        let y = (
+            "y".to_string(),
+            Tensor::from_f32(vec![2], &[0.5, 1.0]).unwrap(),
+        );
+        let plain = encode(response(vec![y.clone()]), &BinaryChoice::none()).unwrap();
+        assert_eq!(plain.json_length, None);
+        let text = String::from_utf8(plain.body).unwrap();
+        assert!(text.contains(r#""data":[0.5,1.0]"#), "{text}");
+        let choice = BinaryChoice {
+            by_default: true,
+            named: vec![],
+        };
+        let framed = encode(response(vec![y]), &choice).unwrap();
+        let length = framed.json_length.unwrap();
+        assert_eq!(framed.body.len(), length + 8);
+        let bf16 = (
+            "h".to_string(),
+            Tensor::new(Dtype::Bf16, vec![1], vec![0u8, 0x3f]).unwrap(),
+        );
+        let forced = encode(response(vec![bf16]), &BinaryChoice::none()).unwrap();
+        assert_eq!(forced.json_length.map(|l| forced.body.len() - l), Some(2));
+    }
+}

@@ -1,0 +1,207 @@
+//! The inference service: what an inference is, whatever the wire. Every
+//! front end (the HTTP server, `aimass run`, later gRPC) translates its
+//! wire format to an [`InferRequest`], calls [`InferenceService::infer`]
+//! and translates the [`InferResponse`] or [`ServiceError`] back; model
+//! lookup, admission, validation, the deadline and accounting happen here
+//! once.
+
+mod catalog;
+mod error;
+mod request;
+mod stats;
+
+pub use catalog::IndexEntry;
+pub use error::ServiceError;
+pub use request::{InferRequest, InferResponse};
+pub(crate) use request::{check_inputs, check_outputs, flag};
+pub use stats::{ModelStats, Phases};
+
+use crate::error_kind::ErrorKind;
+use crate::graph::{Request, Served};
+use crate::repository::Repository;
+use catalog::Catalog;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// The limits every front end shares.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceLimits {
+    /// Inference requests running at once; one more is refused (unavailable).
+    pub max_concurrency: usize,
+    /// The longest one inference request may take.
+    pub request_timeout: Duration,
+    /// Rows per request for a model that declares no limit of its own.
+    pub max_batch_rows: usize,
+}
+
+/// Models by name, and how a request to one is answered.
+pub struct InferenceService {
+    limits: ServiceLimits,
+    inflight: Arc<Semaphore>,
+    catalog: Catalog,
+    stats: Mutex<BTreeMap<String, Arc<ModelStats>>>,
+}
+
+impl std::fmt::Debug for InferenceService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferenceService")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InferenceService {
+    /// A service for `config`, serving nothing until [`InferenceService::install`].
+    pub fn new(config: PathBuf, limits: ServiceLimits) -> Self {
+        InferenceService {
+            limits,
+            inflight: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
+            catalog: Catalog::new(config),
+            stats: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The config file a reload reads.
+    pub fn config(&self) -> &Path {
+        self.catalog.config()
+    }
+
+    /// Serves everything `repository` holds.
+    pub fn install(&self, repository: Repository) {
+        self.catalog.install(repository);
+    }
+
+    /// True once the first install happened.
+    pub fn is_loaded(&self) -> bool {
+        self.catalog.is_loaded()
+    }
+
+    /// The model `name` (at `version`, when given), ready to run.
+    pub fn model(&self, name: &str, version: Option<&str>) -> Result<Arc<Served>, ServiceError> {
+        self.catalog.model(name, version)
+    }
+
+    /// `name` when the config has such a model, else one fixed label: what
+    /// clients send must not become new metric series.
+    pub fn metric_label<'a>(&self, name: &'a str) -> &'a str {
+        if self.catalog.contains(name) {
+            name
+        } else {
+            crate::metrics::UNKNOWN_MODEL
+        }
+    }
+
+    /// Every model ready to serve.
+    pub fn ready_models(&self) -> Vec<Arc<Served>> {
+        self.catalog.ready_models()
+    }
+
+    /// The repository index: every model known, with its state.
+    pub fn index(&self, ready_only: bool) -> Vec<IndexEntry> {
+        self.catalog.index(ready_only)
+    }
+
+    /// Starts `name` afresh from the config file and swaps it in.
+    pub async fn load(&self, name: &str) -> Result<Duration, ServiceError> {
+        let result = self.catalog.load(name).await;
+        crate::metrics::model_load(self.metric_label(name), result.is_ok());
+        result
+    }
+
+    /// Stops serving `name`; requests running on it finish.
+    pub fn unload(&self, name: &str) -> Result<(), ServiceError> {
+        self.catalog.unload(name)
+    }
+
+    /// The statistics of `name`, kept across reloads.
+    pub fn stats(&self, name: &str) -> Arc<ModelStats> {
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = stats.get(name) {
+            return existing.clone();
+        }
+        stats.entry(name.to_string()).or_default().clone()
+    }
+
+    /// The statistics of every model that has them.
+    pub fn all_stats(&self) -> Vec<(String, Arc<ModelStats>)> {
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Answers `request` with `model` (at `version`): looks it up, checks
+    /// the inputs and the requested outputs against its signature, takes a
+    /// slot under the concurrency limit, runs it within the request
+    /// deadline, picks the outputs asked for, and counts the outcome.
+    pub async fn infer(
+        &self,
+        model: &str,
+        version: Option<&str>,
+        request: InferRequest,
+    ) -> Result<InferResponse, ServiceError> {
+        let served = self.model(model, version)?;
+        let received = request.received;
+        let stats = self.stats(&served.name);
+        let result = self.answer(&served, request).await;
+        match &result {
+            Ok((_, rows, phases)) => stats.success(*rows, received.elapsed(), *phases),
+            Err(_) => stats.failure(received.elapsed()),
+        }
+        result.map(|(response, _, _)| response)
+    }
+
+    async fn answer(
+        &self,
+        model: &Arc<Served>,
+        request: InferRequest,
+    ) -> Result<(InferResponse, u64, Phases), ServiceError> {
+        let trace = flag(&request.parameters, "trace")?;
+        let (inputs, rows) = check_inputs(model, request.inputs, self.limits.max_batch_rows)?;
+        if let Some(requested) = &request.outputs {
+            check_outputs(model, requested)?;
+        }
+        let Ok(_permit) = self.inflight.clone().try_acquire_owned() else {
+            crate::metrics::rejected("overloaded");
+            return Err(ServiceError::unavailable(format!(
+                "the server is at its limit of {} inference requests at once; retry later",
+                self.limits.max_concurrency
+            )));
+        };
+        let checked = Instant::now();
+        let run = model.run(Request {
+            inputs,
+            parameters: request.parameters,
+            id: request.id.clone(),
+            trace,
+        });
+        let timeout = self.limits.request_timeout;
+        let answer = tokio::time::timeout(timeout, run).await.map_err(|_| {
+            ServiceError::new(
+                ErrorKind::DeadlineExceeded,
+                format!(
+                    "model `{}` did not answer within the server's request timeout of {} ms",
+                    model.name,
+                    timeout.as_millis()
+                ),
+            )
+        })??;
+        let ran = Instant::now();
+        let outputs = request::select_outputs(model, answer.outputs, request.outputs.as_deref())?;
+        let phases = Phases {
+            input: checked - request.received,
+            infer: ran - checked,
+            output: ran.elapsed(),
+        };
+        let response = InferResponse {
+            model_name: model.name.clone(),
+            model_version: "1".into(),
+            id: request.id,
+            outputs,
+            dropped: answer.dropped,
+            trace: answer.trace,
+        };
+        Ok((response, rows, phases))
+    }
+}
