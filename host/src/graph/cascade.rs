@@ -142,15 +142,19 @@ impl Stage {
             return Ok(vec![true; rows]);
         };
         let owner = self.member.name();
-        let bad = |e| ExecError::contract(owner, e);
+        let bad = |name: &str, e: crate::tensor::TensorError| {
+            ExecError::contract(owner, format!("output `{name}` {e}"))
+        };
         let confidences = match &threshold.confidence {
-            Some(name) => output(outputs, name, owner)?.f32s().map_err(bad)?,
+            Some(name) => output(outputs, name, owner)?
+                .f32s()
+                .map_err(|e| bad(name, e))?,
             None => {
                 let probs = output(outputs, "probabilities", owner)?;
                 let classes = probs.dims().get(1).copied().unwrap_or(1).max(1) as usize;
                 probs
                     .f32s()
-                    .map_err(bad)?
+                    .map_err(|e| bad("probabilities", e))?
                     .chunks_exact(classes)
                     .map(|row| row.iter().copied().fold(f32::MIN, f32::max))
                     .collect()
@@ -164,7 +168,9 @@ impl Stage {
         }
         Ok(confidences
             .into_iter()
-            .map(|c| f64::from(c) >= threshold.value)
+            // In the outputs' own precision: a confidence of 0.9f32 meets a
+            // threshold of 0.9.
+            .map(|c| c >= threshold.value as f32)
             .collect())
     }
 }
@@ -274,5 +280,54 @@ impl Cascade {
         }
         merged.push(("stage".into(), stage));
         Ok(merged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error_kind::ErrorKind;
+
+    fn stage(confidence: Option<&str>) -> Stage {
+        let signature = Signature {
+            inputs: vec![],
+            outputs: vec![],
+        };
+        Stage {
+            member: Member {
+                model: Arc::new(crate::graph::with_signature("student", signature)),
+                inputs: vec![],
+                timeout: None,
+            },
+            threshold: Some(Threshold {
+                value: 0.9,
+                confidence: confidence.map(str::to_string),
+            }),
+        }
+    }
+
+    #[test]
+    fn rows_at_or_above_the_threshold_stay() {
+        let probs = Tensor::from_f32(vec![3, 2], &[0.95, 0.05, 0.5, 0.5, 0.1, 0.9]).unwrap();
+        let outputs = vec![("probabilities".to_string(), probs)];
+        assert_eq!(stage(None).keeps(&outputs, 3).unwrap(), [true, false, true]);
+    }
+
+    #[test]
+    fn a_stage_that_answers_the_wrong_rows_fails_as_the_plugin() {
+        let confidence = Tensor::from_f32(vec![2], &[0.95, 0.1]).unwrap();
+        let outputs = vec![("score".to_string(), confidence)];
+        let err = stage(Some("score")).keeps(&outputs, 3).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PluginFailure);
+        assert_eq!(err.to_string(), "`student` gave 2 confidences for 3 rows");
+        let wrong_type = vec![(
+            "score".to_string(),
+            Tensor::from_i64(vec![3], &[1, 1, 1]).unwrap(),
+        )];
+        let err = stage(Some("score")).keeps(&wrong_type, 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`student` output `score` must be FP32, got INT64"
+        );
     }
 }

@@ -420,7 +420,7 @@ impl Ensemble {
                     let owner = voice.member.name();
                     let labels = output(outputs, "label", owner)?
                         .i64s()
-                        .map_err(|e| ExecError::contract(owner, format!("label {e}")))?;
+                        .map_err(|e| ExecError::contract(owner, format!("output `label` {e}")))?;
                     if labels.len() != rows {
                         return Err(ExecError::contract(
                             owner,
@@ -479,7 +479,7 @@ fn probabilities<'a>(
     let probs = output(outputs, "probabilities", owner)?;
     let values = probs
         .f32s()
-        .map_err(|e| ExecError::contract(owner, format!("probabilities {e}")))?;
+        .map_err(|e| ExecError::contract(owner, format!("output `probabilities` {e}")))?;
     if probs.dims().len() != 2 || probs.rows() != rows {
         return Err(ExecError::contract(
             owner,
@@ -550,6 +550,42 @@ fn classifier_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_kind::ErrorKind;
+
+    fn voice(name: &str) -> Voice {
+        let signature = Signature {
+            inputs: vec![],
+            outputs: vec![],
+        };
+        Voice {
+            member: Member {
+                model: Arc::new(crate::graph::with_signature(name, signature)),
+                inputs: vec![],
+                timeout: None,
+            },
+            required: false,
+            weight: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_members_short_answer_is_its_failure_not_the_clients() {
+        let probs = Tensor::from_f32(vec![2, 2], &[0.5; 4]).unwrap();
+        let outputs = vec![("probabilities".to_string(), probs)];
+        assert!(probabilities(&voice("m"), &outputs, 2).is_ok());
+        let err = probabilities(&voice("m"), &outputs, 3).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PluginFailure);
+        assert_eq!(
+            err.to_string(),
+            "`m` answered probabilities of shape [2, 2] for 3 rows"
+        );
+        let labels = vec![(
+            "label".to_string(),
+            Tensor::from_i64(vec![2], &[1, 2]).unwrap(),
+        )];
+        let err = probabilities(&voice("m"), &labels, 2).unwrap_err();
+        assert_eq!(err.to_string(), "`m` returned no `probabilities`");
+    }
 
     #[test]
     fn votes_go_to_the_majority_then_the_earliest_member() {

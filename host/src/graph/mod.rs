@@ -6,7 +6,7 @@
 //!
 //! Layers, each importing only those below it:
 //! - the shared core: `error`, `context` (one request's shared state),
-//!   `model` (a served model and the [`Composition`](model) each kind
+//!   `model` (a served model and the `Composition` each kind
 //!   implements), `member` (binding and calling one member), `refs` (where
 //!   the config names models), `builder` (what every build checks);
 //! - one file per kind, holding its checks, its build and its run:
