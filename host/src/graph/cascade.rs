@@ -186,7 +186,7 @@ impl Composition for Cascade {
         context: &'a Arc<Context>,
         inputs: Vec<NamedTensor>,
     ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
-        async move { self.cascade(name, context, inputs).await }.boxed()
+        self.cascade(name, context, inputs).boxed()
     }
 }
 

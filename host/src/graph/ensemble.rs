@@ -340,7 +340,7 @@ impl Composition for Ensemble {
         context: &'a Arc<Context>,
         inputs: Vec<NamedTensor>,
     ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
-        async move { self.ensemble(name, context, inputs).await }.boxed()
+        self.ensemble(name, context, inputs).boxed()
     }
 }
 
