@@ -3,7 +3,7 @@
 //! recorder, so the library costs nothing when no server scrapes it.
 
 use metrics::{Gauge, Histogram, counter, gauge, histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -28,6 +28,12 @@ pub const PLUGIN_FAILURES: &str = "aimass_plugin_failures_total";
 pub const NODE_REJECTED: &str = "aimass_node_rejected_total";
 /// Model loads through the repository API, by outcome.
 pub const RELOADS: &str = "aimass_model_loads_total";
+/// Rows in each merged call of a batching node.
+pub const BATCH_ROWS: &str = "aimass_batch_rows";
+/// Time a call waited in a batching node's queue until its batch ran.
+pub const BATCH_QUEUE_SECONDS: &str = "aimass_batch_queue_duration_seconds";
+/// Calls waiting in a batching node's queue.
+pub const BATCH_QUEUE_DEPTH: &str = "aimass_batch_queue_depth";
 /// Requests whose copy a shadow hierarchy did not send (its slots were busy).
 pub const SHADOW_DROPPED: &str = "aimass_shadow_dropped_total";
 
@@ -42,6 +48,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Rows per merged call: 1 to 8192 in powers of two.
+const ROW_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0,
+];
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder (once; later calls return
@@ -49,7 +60,11 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS).ok()?;
+            let builder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(Matcher::Full(BATCH_ROWS.into()), ROW_BUCKETS)
+                .ok()?;
             let handle = builder.install_recorder().ok()?;
             start_upkeep(handle.clone());
             Some(handle)
@@ -138,6 +153,40 @@ impl NodeMetrics {
         if let Some(kind) = failure {
             counter!(PLUGIN_FAILURES, "node" => self.node.clone(), "kind" => kind).increment(1);
         }
+    }
+}
+
+/// One batching node's metrics, registered when its batcher starts.
+#[derive(Debug, Clone)]
+pub struct BatchMetrics {
+    rows: Histogram,
+    queued: Histogram,
+    depth: Gauge,
+}
+
+impl BatchMetrics {
+    /// The handles for `node`.
+    pub fn new(node: &str) -> Self {
+        BatchMetrics {
+            rows: histogram!(BATCH_ROWS, "node" => node.to_string()),
+            queued: histogram!(BATCH_QUEUE_SECONDS, "node" => node.to_string()),
+            depth: gauge!(BATCH_QUEUE_DEPTH, "node" => node.to_string()),
+        }
+    }
+
+    /// A merged call of `rows` rows ran.
+    pub fn batch(&self, rows: usize) {
+        self.rows.record(rows as f64);
+    }
+
+    /// A call waited this long for its batch.
+    pub fn queued(&self, waited: Duration) {
+        self.queued.record(waited.as_secs_f64());
+    }
+
+    /// Calls still waiting.
+    pub fn depth(&self, waiting: usize) {
+        self.depth.set(waiting as f64);
     }
 }
 

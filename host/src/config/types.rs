@@ -200,6 +200,35 @@ pub struct NodeConfig {
     /// the server's `--max-batch-rows`.
     #[serde(default)]
     pub max_batch_rows: Option<u32>,
+    /// Merge concurrent calls into one plugin call (dynamic batching).
+    #[serde(default)]
+    #[schemars(with = "Option<BatchingConfig>")]
+    pub batching: Option<Spanned<BatchingConfig>>,
+}
+
+/// Dynamic batching of one node, named as Triton names it.
+#[derive(Debug, Deserialize, JsonSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BatchingConfig {
+    /// Rows in one merged call at most; a call with more runs alone.
+    pub max_batch_size: u32,
+    /// How long the oldest waiting call waits for others, in microseconds.
+    #[serde(default = "default_queue_delay_us")]
+    pub max_queue_delay_us: u64,
+    /// Row counts that run at once, without waiting for the delay.
+    #[serde(default)]
+    pub preferred_batch_sizes: Vec<u32>,
+    /// Calls that may wait; one more is answered 503.
+    #[serde(default = "default_batch_queue")]
+    pub max_queue_size: u32,
+}
+
+fn default_queue_delay_us() -> u64 {
+    500
+}
+
+fn default_batch_queue() -> u32 {
+    1024
 }
 
 /// One `init` parameter.

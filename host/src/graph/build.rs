@@ -5,7 +5,7 @@ use super::builder::{Builder, Models};
 use super::check::HierarchyOrder;
 use super::model::Served;
 use super::refs::{Section, sections};
-use super::{cascade, dag, ensemble, sequence, shadow, splitter, switch};
+use super::{batching, cascade, dag, ensemble, sequence, shadow, splitter, switch};
 use crate::config::{ConfigErrors, ConfigFile};
 use crate::runtime::NodePool;
 use std::collections::BTreeMap;
@@ -17,13 +17,19 @@ pub fn build_models(
     order: &HierarchyOrder,
     nodes: BTreeMap<String, Arc<NodePool>>,
 ) -> Result<Models, ConfigErrors> {
-    let mut models: Models = nodes
-        .into_iter()
-        .map(|(name, pool)| {
-            let max_rows = file.config.nodes.get(&name).and_then(|n| n.max_batch_rows);
-            (name.clone(), Arc::new(Served::node(&name, pool, max_rows)))
-        })
-        .collect();
+    let mut errors = Vec::new();
+    let mut models = Models::new();
+    for (name, pool) in nodes {
+        let max_rows = file.config.nodes.get(&name).and_then(|n| n.max_batch_rows);
+        let served = Served::node(&name, pool.clone(), max_rows);
+        // A node refused its batching still serves its hierarchies' checks,
+        // so that the error is the batching's alone.
+        let batcher = batching::start(file, &name, &served, &pool).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        models.insert(name.clone(), Arc::new(served.batched_by(batcher)));
+    }
     // Those in the order (all, or what one model needs), members before
     // the hierarchies that use them.
     let mut hierarchies: Vec<_> = sections(&file.config)
@@ -34,7 +40,6 @@ pub fn build_models(
         })
         .collect();
     hierarchies.sort_by_key(|(at, _, _)| *at);
-    let mut errors = Vec::new();
     for (_, name, section) in hierarchies {
         let b = Builder {
             file,

@@ -3,7 +3,7 @@
 //! Errors name the file, line and key.
 
 use super::refs::{ModelRef, Section, sections};
-use super::{cascade, dag, ensemble, sequence, shadow, splitter, switch};
+use super::{batching, cascade, dag, ensemble, sequence, shadow, splitter, switch};
 use crate::config::{ConfigError, ConfigErrors, ConfigFile};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -93,6 +93,7 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
     let listed = |set: &BTreeSet<&str>| set.iter().copied().collect::<Vec<_>>().join(", ");
 
     for (name, node) in &c.nodes {
+        batching::check(file, name, node, &mut errors);
         if !c.plugins.contains_key(node.plugin.get_ref()) {
             let plugins: BTreeSet<&str> = c.plugins.keys().map(String::as_str).collect();
             errors.push(

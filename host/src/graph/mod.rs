@@ -14,6 +14,7 @@
 //!   `shadow`;
 //! - `check` and `build`, which dispatch to the kinds.
 
+mod batching;
 mod build;
 mod builder;
 mod cascade;

@@ -5,7 +5,7 @@
 use super::context::{Context, Request, Response, TraceEntry};
 use super::error::ExecError;
 use crate::nn::Signature;
-use crate::runtime::NodePool;
+use crate::runtime::{Batcher, NodePool};
 use crate::tensor::NamedTensor;
 use futures::future::{BoxFuture, FutureExt};
 use std::sync::Arc;
@@ -63,7 +63,8 @@ pub(super) trait Composition: Send + Sync {
 }
 
 enum Body {
-    Node(Arc<NodePool>),
+    /// A node's pool, and its batcher when it batches.
+    Node(Arc<NodePool>, Option<Arc<Batcher>>),
     Hierarchy(Box<dyn Composition>),
 }
 
@@ -104,7 +105,23 @@ impl Served {
             max_rows: max_rows
                 .or(info.max_batch_size.filter(|&n| n > 0))
                 .map(|n| n as usize),
-            body: Body::Node(pool),
+            body: Body::Node(pool, None),
+        }
+    }
+
+    /// The same node, its calls merged by `batcher` when there is one.
+    pub(super) fn batched_by(mut self, batcher: Option<Arc<Batcher>>) -> Served {
+        if let Body::Node(_, slot) = &mut self.body {
+            *slot = batcher;
+        }
+        self
+    }
+
+    /// The batcher, when this model is a node that batches.
+    pub fn batcher(&self) -> Option<&Arc<Batcher>> {
+        match &self.body {
+            Body::Node(_, batcher) => batcher.as_ref(),
+            Body::Hierarchy(_) => None,
         }
     }
 
@@ -136,7 +153,7 @@ impl Served {
     /// The instance pool, when this model is a node.
     pub fn pool(&self) -> Option<&Arc<NodePool>> {
         match &self.body {
-            Body::Node(pool) => Some(pool),
+            Body::Node(pool, _) => Some(pool),
             Body::Hierarchy(_) => None,
         }
     }
@@ -144,7 +161,7 @@ impl Served {
     /// The nodes and hierarchies this one calls directly.
     pub fn members(&self) -> Vec<Arc<Served>> {
         match &self.body {
-            Body::Node(_) => vec![],
+            Body::Node(..) => vec![],
             Body::Hierarchy(composition) => composition.members(),
         }
     }
@@ -195,10 +212,17 @@ impl Served {
         inputs: Vec<NamedTensor>,
     ) -> Result<Vec<NamedTensor>, ExecError> {
         match &self.body {
-            Body::Node(pool) => pool.infer(inputs).await.map_err(|source| ExecError::Node {
-                node: self.name.clone(),
-                source,
-            }),
+            Body::Node(pool, batcher) => {
+                // The executor calls a node the same way whether it batches.
+                let answer = match batcher {
+                    Some(batcher) => batcher.infer(inputs).await,
+                    None => pool.infer(inputs).await,
+                };
+                answer.map_err(|source| ExecError::Node {
+                    node: self.name.clone(),
+                    source,
+                })
+            }
             Body::Hierarchy(composition) => composition.run(&self.name, context, inputs).await,
         }
     }

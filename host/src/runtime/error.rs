@@ -89,6 +89,15 @@ pub enum RuntimeError {
          nodes, retry later or raise `engine.max_instances`"
     )]
     Capacity { node: String, reason: String },
+    /// A merged call of a batching node failed: every call in it gets the
+    /// plugin's failure, saying it was batched.
+    #[error("{source} (in one call batching {requests} requests)")]
+    Batched {
+        /// How many calls were merged.
+        requests: usize,
+        /// What the merged call ended with.
+        source: std::sync::Arc<RuntimeError>,
+    },
     /// The engine itself could not be set up.
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
@@ -121,6 +130,7 @@ impl RuntimeError {
             RuntimeError::Saturated { .. }
             | RuntimeError::Capacity { .. }
             | RuntimeError::Engine(_) => ErrorKind::Unavailable,
+            RuntimeError::Batched { source, .. } => source.kind(),
             _ => ErrorKind::PluginFailure,
         }
     }
@@ -134,6 +144,7 @@ impl RuntimeError {
             RuntimeError::Contract { .. } => "contract",
             RuntimeError::Saturated { .. } => "saturated",
             RuntimeError::Capacity { .. } => "capacity",
+            RuntimeError::Batched { source, .. } => source.metric_kind(),
             RuntimeError::Plugin { kind, .. } => match kind {
                 GuestErrorKind::InvalidInput => "invalid_input",
                 GuestErrorKind::Model => "model",

@@ -1,6 +1,7 @@
 //! The sandboxed plugin runtime: one engine, one linker granting nothing but
 //! the contract's imports, plugins loaded once and instantiated per node.
 
+mod batcher;
 pub mod bindings;
 mod cache;
 mod contract;
@@ -18,6 +19,7 @@ mod state;
 mod text;
 pub mod wasi_nn;
 
+pub use batcher::{BatchPolicy, Batcher};
 pub use cache::CompileCache;
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{GuestErrorKind, RuntimeError};

@@ -18,7 +18,9 @@
 //!
 //! With the init parameter `echo = "FP16" | "FP32" | "FP64" | "BF16" | "U8" |
 //! "I32" | "I64"` it declares one input `x` of that type, shape [N, M], and
-//! answers it back unchanged as `x`: a fixture for every element type.
+//! answers it back unchanged as `x`: a fixture for every element type. With
+//! `refuse_negative = true` as well, an FP32 echo refuses (invalid input) a
+//! call holding a negative value, as a model refuses a bad row.
 
 use aimass_sdk::{
     DType, Error, Graph, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors,
@@ -34,6 +36,8 @@ struct Chaos {
     echo: Option<DType>,
     /// Declaring `x` two-dimensional, for action 5.
     compute: bool,
+    /// An echo that refuses negative values.
+    refuse_negative: bool,
 }
 
 impl SubModel for Chaos {
@@ -46,7 +50,7 @@ impl SubModel for Chaos {
     }
 
     fn init(params: &Params) -> Result<Self> {
-        params.deny_unknown(&["classes", "action", "echo", "compute"])?;
+        params.deny_unknown(&["classes", "action", "echo", "compute", "refuse_negative"])?;
         let echo = match params.get::<String>("echo")?.as_deref() {
             None => None,
             Some(name) => Some(
@@ -75,6 +79,7 @@ impl SubModel for Chaos {
             pose,
             echo,
             compute: params.get_or("compute", false)?,
+            refuse_negative: params.get_or("refuse_negative", false)?,
         })
     }
 
@@ -106,7 +111,11 @@ impl SubModel for Chaos {
     fn infer(&mut self, mut inputs: Tensors) -> Result<Tensors> {
         self.calls += 1;
         if self.echo.is_some() {
-            return Ok(Tensors::new().with("x", inputs.take("x")?));
+            let x = inputs.take("x")?;
+            if self.refuse_negative && x.to_vec::<f32>()?.iter().any(|v| *v < 0.0) {
+                return Err(Error::invalid_input("a value is negative"));
+            }
+            return Ok(Tensors::new().with("x", x));
         }
         let action = match self.pose {
             Some((classes, 0)) => {

@@ -1,0 +1,287 @@
+//! Dynamic batching for one node. Calls from any request, and from inside
+//! hierarchies, wait in a bounded queue; once an instance is free, a batch
+//! former takes the oldest call and as many more as fit in
+//! `max_batch_size` rows (waiting up to `max_queue_delay` for them, or not
+//! at all once a preferred size is reached), concatenates their inputs along
+//! dimension 0, runs one plugin call and splits the outputs back by rows.
+//!
+//! Queue → batch former → instance pool, over channels: a caller only sends
+//! its call and awaits its answer, so dropping the caller's future (client
+//! gone, deadline passed) leaves a call the former skips, never runs.
+
+use super::error::RuntimeError;
+use super::pool::NodePool;
+use crate::error_kind::ErrorKind;
+use crate::metrics::BatchMetrics;
+use crate::tensor::{NamedTensor, concat};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+/// How a node batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchPolicy {
+    /// Rows in one merged call at most; a call with more runs alone.
+    pub max_batch_size: usize,
+    /// How long the oldest call waits for others to join it.
+    pub max_queue_delay: Duration,
+    /// Row counts worth running at once, without waiting for the delay.
+    pub preferred_batch_sizes: Vec<usize>,
+    /// Calls waiting at most; one more is refused (saturated).
+    pub max_queue_size: usize,
+}
+
+type Answer = Result<Vec<NamedTensor>, RuntimeError>;
+
+struct Call {
+    inputs: Vec<NamedTensor>,
+    rows: usize,
+    enqueued: Instant,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The batching front of one node's pool.
+pub struct Batcher {
+    node: String,
+    policy: BatchPolicy,
+    queue: mpsc::Sender<Call>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("node", &self.node)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    /// Starts the batch former of `pool`'s node (on the current tokio
+    /// runtime); it stops when the batcher is dropped.
+    pub fn start(pool: Arc<NodePool>, policy: BatchPolicy) -> Batcher {
+        let node = pool.spec().node.clone();
+        let (queue, waiting) = mpsc::channel(policy.max_queue_size.max(1));
+        let former = Former {
+            instances: Arc::new(Semaphore::new(pool.spec().max_instances.max(1))),
+            metrics: BatchMetrics::new(&node),
+            pool,
+            policy: policy.clone(),
+            waiting,
+            held: None,
+        };
+        tokio::spawn(former.run());
+        Batcher {
+            node,
+            policy,
+            queue,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &BatchPolicy {
+        &self.policy
+    }
+
+    /// Runs one call, merged with whatever else is queued.
+    pub async fn infer(&self, inputs: Vec<NamedTensor>) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let call = Call {
+            rows: inputs.first().map_or(0, |(_, t)| t.rows()),
+            inputs,
+            enqueued: Instant::now(),
+            reply,
+        };
+        self.queue.try_send(call).map_err(|e| match e {
+            TrySendError::Full(_) => RuntimeError::Saturated {
+                node: self.node.clone(),
+                reason: format!(
+                    "node `{}` has {} calls waiting for a batch, its queue's limit",
+                    self.node, self.policy.max_queue_size
+                ),
+            },
+            TrySendError::Closed(_) => self.stopped(),
+        })?;
+        answer.await.unwrap_or_else(|_| Err(self.stopped()))
+    }
+
+    fn stopped(&self) -> RuntimeError {
+        RuntimeError::Engine(format!("the batcher of node `{}` has stopped", self.node))
+    }
+}
+
+struct Former {
+    pool: Arc<NodePool>,
+    policy: BatchPolicy,
+    waiting: mpsc::Receiver<Call>,
+    /// A call that did not fit in the last batch: the next one starts with it.
+    held: Option<Call>,
+    /// One permit per instance: a batch is formed only when one is free, so
+    /// calls keep joining the queue while every instance is busy.
+    instances: Arc<Semaphore>,
+    metrics: BatchMetrics,
+}
+
+impl Former {
+    async fn run(mut self) {
+        loop {
+            let first = match self.held.take() {
+                Some(call) => call,
+                None => match self.waiting.recv().await {
+                    Some(call) => call,
+                    None => return,
+                },
+            };
+            let Ok(instance) = self.instances.clone().acquire_owned().await else {
+                return;
+            };
+            // Its caller gave up while it waited (deadline, client gone): it
+            // never runs.
+            if first.reply.is_closed() {
+                continue;
+            }
+            let batch = self.gather(first).await;
+            self.metrics.depth(self.waiting.len());
+            let pool = self.pool.clone();
+            let metrics = self.metrics.clone();
+            tokio::spawn(run_batch(pool, batch, instance, metrics));
+        }
+    }
+
+    /// `first` and the calls that join it.
+    async fn gather(&mut self, first: Call) -> Vec<Call> {
+        let flush_at = tokio::time::Instant::from_std(first.enqueued + self.policy.max_queue_delay);
+        let mut rows = first.rows;
+        let mut batch = vec![first];
+        while rows < self.policy.max_batch_size
+            && !self.policy.preferred_batch_sizes.contains(&rows)
+        {
+            let next = match self.waiting.try_recv() {
+                Ok(call) => call,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(flush_at, self.waiting.recv()).await {
+                        Ok(Some(call)) => call,
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            };
+            if next.reply.is_closed() {
+                continue;
+            }
+            if rows + next.rows > self.policy.max_batch_size {
+                self.held = Some(next);
+                break;
+            }
+            rows += next.rows;
+            batch.push(next);
+        }
+        batch
+    }
+}
+
+/// Runs one batch on the node and answers each of its calls.
+async fn run_batch(
+    pool: Arc<NodePool>,
+    batch: Vec<Call>,
+    _instance: OwnedSemaphorePermit,
+    metrics: BatchMetrics,
+) {
+    // Callers that gave up while the batch formed are left out.
+    let batch: Vec<Call> = batch.into_iter().filter(|c| !c.reply.is_closed()).collect();
+    if batch.is_empty() {
+        return;
+    }
+    let rows: usize = batch.iter().map(|c| c.rows).sum();
+    metrics.batch(rows);
+    for call in &batch {
+        metrics.queued(call.enqueued.elapsed());
+    }
+    if batch.len() == 1 {
+        return run_alone(&pool, batch).await;
+    }
+    // Shapes beyond the rows may differ between calls (a dynamic second
+    // dimension): such calls cannot merge and run one by one.
+    let Some(merged) = merge(&batch) else {
+        return run_alone(&pool, batch).await;
+    };
+    let counts: Vec<usize> = batch.iter().map(|c| c.rows).collect();
+    match pool.infer(merged).await {
+        Ok(outputs) => match split(&pool, outputs, &counts) {
+            Ok(parts) => {
+                for (call, part) in batch.into_iter().zip(parts) {
+                    let _ = call.reply.send(Ok(part));
+                }
+            }
+            Err(error) => fail_all(batch, error),
+        },
+        // The plugin refused the merged input: one call may be at fault,
+        // so each runs alone and only a bad one fails.
+        Err(error) if error.kind() == ErrorKind::Client => run_alone(&pool, batch).await,
+        Err(error) => fail_all(batch, error),
+    }
+}
+
+async fn run_alone(pool: &NodePool, batch: Vec<Call>) {
+    for call in batch {
+        if call.reply.is_closed() {
+            continue;
+        }
+        let answer = pool.infer(call.inputs).await;
+        let _ = call.reply.send(answer);
+    }
+}
+
+fn fail_all(batch: Vec<Call>, error: RuntimeError) {
+    let requests = batch.len();
+    let source = Arc::new(error);
+    for call in batch {
+        let _ = call.reply.send(Err(RuntimeError::Batched {
+            requests,
+            source: source.clone(),
+        }));
+    }
+}
+
+/// Each input, the calls' rows one after the other (in the first call's
+/// order of inputs); `None` when they do not line up.
+fn merge(batch: &[Call]) -> Option<Vec<NamedTensor>> {
+    let first = batch.first()?;
+    first
+        .inputs
+        .iter()
+        .map(|(name, _)| {
+            let parts: Option<Vec<_>> = batch
+                .iter()
+                .map(|call| {
+                    call.inputs
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, t)| t.clone())
+                })
+                .collect();
+            Some((name.clone(), concat(&parts?).ok()?))
+        })
+        .collect()
+}
+
+/// The merged call's outputs cut back into each call's rows.
+fn split(
+    pool: &NodePool,
+    outputs: Vec<NamedTensor>,
+    counts: &[usize],
+) -> Result<Vec<Vec<NamedTensor>>, RuntimeError> {
+    let mut parts: Vec<Vec<NamedTensor>> = vec![Vec::with_capacity(outputs.len()); counts.len()];
+    for (name, tensor) in outputs {
+        let pieces = tensor.split(counts).map_err(|e| RuntimeError::Contract {
+            plugin: pool.info().name.clone(),
+            call: "infer",
+            message: format!("its batched output `{name}` does not split by rows: {e}"),
+        })?;
+        for (part, piece) in parts.iter_mut().zip(pieces) {
+            part.push((name.clone(), piece));
+        }
+    }
+    Ok(parts)
+}
