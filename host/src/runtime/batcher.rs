@@ -14,7 +14,8 @@ use super::pool::NodePool;
 use crate::error_kind::ErrorKind;
 use crate::metrics::BatchMetrics;
 use crate::tensor::{NamedTensor, concat};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -34,6 +35,27 @@ pub struct BatchPolicy {
 
 type Answer = Result<Vec<NamedTensor>, RuntimeError>;
 
+/// A batching node's plugin calls by rows: Triton's `batch_stats`.
+#[derive(Debug, Default)]
+pub struct BatchLog(Mutex<BTreeMap<usize, (u64, Duration)>>);
+
+impl BatchLog {
+    fn record(&self, rows: usize, took: Duration) {
+        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = log.entry(rows).or_default();
+        entry.0 += 1;
+        entry.1 += took;
+    }
+
+    /// Each batch size run, with how many calls had it and their time.
+    pub fn snapshot(&self) -> Vec<(usize, u64, Duration)> {
+        let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter()
+            .map(|(&rows, &(count, took))| (rows, count, took))
+            .collect()
+    }
+}
+
 struct Call {
     inputs: Vec<NamedTensor>,
     rows: usize,
@@ -46,6 +68,7 @@ pub struct Batcher {
     node: String,
     policy: BatchPolicy,
     queue: mpsc::Sender<Call>,
+    log: Arc<BatchLog>,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -63,7 +86,9 @@ impl Batcher {
     pub fn start(pool: Arc<NodePool>, policy: BatchPolicy) -> Batcher {
         let node = pool.spec().node.clone();
         let (queue, waiting) = mpsc::channel(policy.max_queue_size.max(1));
+        let log = Arc::new(BatchLog::default());
         let former = Former {
+            log: log.clone(),
             instances: Arc::new(Semaphore::new(pool.spec().max_instances.max(1))),
             metrics: BatchMetrics::new(&node),
             pool,
@@ -76,7 +101,13 @@ impl Batcher {
             node,
             policy,
             queue,
+            log,
         }
+    }
+
+    /// The plugin calls run so far, by rows.
+    pub fn log(&self) -> &BatchLog {
+        &self.log
     }
 
     /// The policy.
@@ -121,6 +152,7 @@ struct Former {
     /// calls keep joining the queue while every instance is busy.
     instances: Arc<Semaphore>,
     metrics: BatchMetrics,
+    log: Arc<BatchLog>,
 }
 
 impl Former {
@@ -143,9 +175,12 @@ impl Former {
             }
             let batch = self.gather(first).await;
             self.metrics.depth(self.waiting.len());
-            let pool = self.pool.clone();
+            let node = Node {
+                pool: self.pool.clone(),
+                log: self.log.clone(),
+            };
             let metrics = self.metrics.clone();
-            tokio::spawn(run_batch(pool, batch, instance, metrics));
+            tokio::spawn(run_batch(node, batch, instance, metrics));
         }
     }
 
@@ -181,9 +216,24 @@ impl Former {
     }
 }
 
+/// The node a batch runs on, and where its calls are logged.
+struct Node {
+    pool: Arc<NodePool>,
+    log: Arc<BatchLog>,
+}
+
+impl Node {
+    async fn infer(&self, inputs: Vec<NamedTensor>, rows: usize) -> Answer {
+        let started = Instant::now();
+        let answer = self.pool.infer(inputs).await;
+        self.log.record(rows, started.elapsed());
+        answer
+    }
+}
+
 /// Runs one batch on the node and answers each of its calls.
 async fn run_batch(
-    pool: Arc<NodePool>,
+    node: Node,
     batch: Vec<Call>,
     _instance: OwnedSemaphorePermit,
     metrics: BatchMetrics,
@@ -199,16 +249,16 @@ async fn run_batch(
         metrics.queued(call.enqueued.elapsed());
     }
     if batch.len() == 1 {
-        return run_alone(&pool, batch).await;
+        return run_alone(&node, batch).await;
     }
     // Shapes beyond the rows may differ between calls (a dynamic second
     // dimension): such calls cannot merge and run one by one.
     let Some(merged) = merge(&batch) else {
-        return run_alone(&pool, batch).await;
+        return run_alone(&node, batch).await;
     };
     let counts: Vec<usize> = batch.iter().map(|c| c.rows).collect();
-    match pool.infer(merged).await {
-        Ok(outputs) => match split(&pool, outputs, &counts) {
+    match node.infer(merged, rows).await {
+        Ok(outputs) => match split(&node.pool, outputs, &counts) {
             Ok(parts) => {
                 for (call, part) in batch.into_iter().zip(parts) {
                     let _ = call.reply.send(Ok(part));
@@ -218,17 +268,17 @@ async fn run_batch(
         },
         // The plugin refused the merged input: one call may be at fault,
         // so each runs alone and only a bad one fails.
-        Err(error) if error.kind() == ErrorKind::Client => run_alone(&pool, batch).await,
+        Err(error) if error.kind() == ErrorKind::Client => run_alone(&node, batch).await,
         Err(error) => fail_all(batch, error),
     }
 }
 
-async fn run_alone(pool: &NodePool, batch: Vec<Call>) {
+async fn run_alone(node: &Node, batch: Vec<Call>) {
     for call in batch {
         if call.reply.is_closed() {
             continue;
         }
-        let answer = pool.infer(call.inputs).await;
+        let answer = node.infer(call.inputs, call.rows).await;
         let _ = call.reply.send(answer);
     }
 }

@@ -19,7 +19,7 @@ mod state;
 mod text;
 pub mod wasi_nn;
 
-pub use batcher::{BatchPolicy, Batcher};
+pub use batcher::{BatchLog, BatchPolicy, Batcher};
 pub use cache::CompileCache;
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{GuestErrorKind, RuntimeError};

@@ -125,7 +125,7 @@ pub async fn model_config(State(state): Shared, path: ModelPath) -> Result<Json<
             .collect()
     };
     let members: Vec<String> = model.members().iter().map(|m| m.name.clone()).collect();
-    Ok(Json(json!({
+    let mut config = json!({
         "name": model.name,
         "platform": format!("aimass_{}", model.kind.name()),
         "backend": "aimass",
@@ -138,7 +138,16 @@ pub async fn model_config(State(state): Shared, path: ModelPath) -> Result<Json<
             "kind": { "string_value": model.kind.name() },
             "members": { "string_value": members.join(",") },
         },
-    })))
+    });
+    if let Some(batcher) = model.batcher() {
+        let policy = batcher.policy();
+        config["dynamic_batching"] = json!({
+            "max_queue_delay_microseconds": policy.max_queue_delay.as_micros() as u64,
+            "preferred_batch_size": policy.preferred_batch_sizes,
+            "default_queue_policy": { "max_queue_size": policy.max_queue_size },
+        });
+    }
+    Ok(Json(config))
 }
 
 fn triton_type(dtype: Dtype) -> String {
@@ -147,19 +156,14 @@ fn triton_type(dtype: Dtype) -> String {
 
 /// `GET /v2/models/stats`.
 pub async fn all_stats(State(state): Shared) -> Json<Value> {
-    let stats: Vec<Value> = state
-        .service
-        .all_stats()
-        .iter()
-        .map(|(name, s)| s.to_json(name))
-        .collect();
+    let stats = state.service.all_stats_json();
     Json(json!({ "model_stats": stats }))
 }
 
 /// `GET /v2/models/{m}[/versions/{v}]/stats`.
 pub async fn model_stats(State(state): Shared, path: ModelPath) -> Result<Json<Value>, ApiError> {
     let model = state.service.model(&path.model, path.version.as_deref())?;
-    let stats = state.service.stats(&model.name).to_json(&model.name);
+    let stats = state.service.stats_json(&model.name);
     Ok(Json(json!({ "model_stats": [stats] })))
 }
 

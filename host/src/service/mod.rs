@@ -125,10 +125,24 @@ impl InferenceService {
         stats.entry(name.to_string()).or_default().clone()
     }
 
-    /// The statistics of every model that has them.
-    pub fn all_stats(&self) -> Vec<(String, Arc<ModelStats>)> {
-        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        stats.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    /// Triton's statistics of `name`, with its batches when it batches.
+    pub fn stats_json(&self, name: &str) -> serde_json::Value {
+        let batches = self
+            .catalog
+            .model(name, None)
+            .ok()
+            .and_then(|m| m.batcher().map(|b| b.log().snapshot()))
+            .unwrap_or_default();
+        self.stats(name).to_json(name, &batches)
+    }
+
+    /// Triton's statistics of every model that has them.
+    pub fn all_stats_json(&self) -> Vec<serde_json::Value> {
+        let names: Vec<String> = {
+            let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.keys().cloned().collect()
+        };
+        names.iter().map(|name| self.stats_json(name)).collect()
     }
 
     /// Answers `request` with `model` (at `version`): looks it up, checks

@@ -58,17 +58,35 @@ impl ModelStats {
         self.last_inference_ms.store(now, Ordering::Relaxed);
     }
 
-    /// Triton's JSON for one model version.
-    pub fn to_json(&self, name: &str) -> serde_json::Value {
+    /// Triton's JSON for one model version; `batches` are a batching
+    /// node's plugin calls by rows (each row count, its calls and time).
+    pub fn to_json(&self, name: &str, batches: &[(usize, u64, Duration)]) -> serde_json::Value {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let successes = get(&self.success_count);
+        // A batching node runs fewer plugin calls than it answers requests.
+        let executions = if batches.is_empty() {
+            successes
+        } else {
+            batches.iter().map(|(_, count, _)| count).sum()
+        };
+        let batch_stats: Vec<serde_json::Value> = batches
+            .iter()
+            .map(|&(rows, count, took)| {
+                serde_json::json!({
+                    "batch_size": rows,
+                    "compute_input": { "count": count, "ns": 0 },
+                    "compute_infer": { "count": count, "ns": nanos(took) },
+                    "compute_output": { "count": count, "ns": 0 },
+                })
+            })
+            .collect();
         let duration = |count: u64, ns: u64| serde_json::json!({ "count": count, "ns": ns });
         serde_json::json!({
             "name": name,
             "version": "1",
             "last_inference": get(&self.last_inference_ms),
             "inference_count": get(&self.inference_count),
-            "execution_count": successes,
+            "execution_count": executions,
             "inference_stats": {
                 "success": duration(successes, get(&self.success_ns)),
                 "fail": duration(get(&self.fail_count), get(&self.fail_ns)),
@@ -82,7 +100,7 @@ impl ModelStats {
                 "cache_hit": duration(0, 0),
                 "cache_miss": duration(0, 0),
             },
-            "batch_stats": [],
+            "batch_stats": batch_stats,
         })
     }
 }
