@@ -208,6 +208,7 @@ fn digits(backend: BackendKind) -> GraphStore {
         "teacher_2",
         "student",
         "student_int8",
+        "heavy_teacher",
     ] {
         let path = digits_dir().join(format!("models/{name}.onnx"));
         store
@@ -240,6 +241,7 @@ fn digits_outputs(store: &GraphStore) -> Vec<(String, Vec<f32>)> {
         "teacher_2",
         "student",
         "student_int8",
+        "heavy_teacher",
     ] {
         let graph = &store.get(name).expect("model").graph;
         let logits = compute(graph, "input", features.clone())
@@ -295,7 +297,14 @@ fn tract_and_onnxruntime_agree_on_the_digits_models() {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0f32, f32::max);
-        eprintln!("{name}: max |tract - onnxruntime| = {worst:e}");
+        // Relative to the value: the heavy teacher's logits reach ~30, and
+        // summing 1024 products in another order moves them by ~2e-5.
+        let relative = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
+            .fold(0.0f32, f32::max);
+        eprintln!("{name}: max |tract - onnxruntime| = {worst:e} ({relative:e} relative)");
         if name == "student_int8" {
             // ONNX Runtime's extended graph optimisations fuse DequantizeLinear
             // + MatMul into a quantised kernel that also quantises the
@@ -311,8 +320,8 @@ fn tract_and_onnxruntime_agree_on_the_digits_models() {
             assert!(differing <= 1, "{name}: {differing} labels differ");
         } else {
             assert!(
-                worst <= 1e-5,
-                "{name}: tract and onnxruntime differ by {worst}"
+                relative <= 1e-5,
+                "{name}: tract and onnxruntime differ by {worst} ({relative} relative)"
             );
         }
     }

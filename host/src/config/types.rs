@@ -212,8 +212,9 @@ pub struct NodeConfig {
 pub struct BatchingConfig {
     /// Rows in one merged call at most; a call with more runs alone.
     pub max_batch_size: u32,
-    /// How long the oldest waiting call waits for others, in microseconds.
-    #[serde(default = "default_queue_delay_us")]
+    /// How long the oldest waiting call waits for others, in microseconds
+    /// (default 0: merge only what queued while the instances were busy).
+    #[serde(default)]
     pub max_queue_delay_us: u64,
     /// Row counts that run at once, without waiting for the delay.
     #[serde(default)]
@@ -221,10 +222,6 @@ pub struct BatchingConfig {
     /// Calls that may wait; one more is answered 503.
     #[serde(default = "default_batch_queue")]
     pub max_queue_size: u32,
-}
-
-fn default_queue_delay_us() -> u64 {
-    500
 }
 
 fn default_batch_queue() -> u32 {

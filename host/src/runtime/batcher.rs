@@ -69,6 +69,10 @@ pub struct Batcher {
     policy: BatchPolicy,
     queue: mpsc::Sender<Call>,
     log: Arc<BatchLog>,
+    /// The former's instance permits, for the idle fast path.
+    instances: Arc<Semaphore>,
+    direct: Node,
+    metrics: BatchMetrics,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -87,10 +91,16 @@ impl Batcher {
         let node = pool.spec().node.clone();
         let (queue, waiting) = mpsc::channel(policy.max_queue_size.max(1));
         let log = Arc::new(BatchLog::default());
+        let instances = Arc::new(Semaphore::new(pool.spec().max_instances.max(1)));
+        let metrics = BatchMetrics::new(&node);
+        let direct = Node {
+            pool: pool.clone(),
+            log: log.clone(),
+        };
         let former = Former {
             log: log.clone(),
-            instances: Arc::new(Semaphore::new(pool.spec().max_instances.max(1))),
-            metrics: BatchMetrics::new(&node),
+            instances: instances.clone(),
+            metrics: metrics.clone(),
             pool,
             policy: policy.clone(),
             waiting,
@@ -102,6 +112,9 @@ impl Batcher {
             policy,
             queue,
             log,
+            instances,
+            direct,
+            metrics,
         }
     }
 
@@ -117,6 +130,20 @@ impl Batcher {
 
     /// Runs one call, merged with whatever else is queued.
     pub async fn infer(&self, inputs: Vec<NamedTensor>) -> Answer {
+        // Without a queue delay, a call finding the node idle (nothing
+        // queued, no batch running) runs at once in its caller's task:
+        // batching costs nothing at low load, and under load calls go
+        // through the queue and merge.
+        if self.policy.max_queue_delay.is_zero()
+            && self.queue.capacity() == self.queue.max_capacity()
+            && self.instances.available_permits() == self.direct.pool.spec().max_instances.max(1)
+            && let Ok(_instance) = self.instances.clone().try_acquire_owned()
+        {
+            let rows = inputs.first().map_or(0, |(_, t)| t.rows());
+            self.metrics.batch(rows);
+            self.metrics.queued(Duration::ZERO);
+            return self.direct.infer(inputs, rows).await;
+        }
         let (reply, answer) = oneshot::channel();
         let call = Call {
             rows: inputs.first().map_or(0, |(_, t)| t.rows()),
@@ -195,6 +222,9 @@ impl Former {
             let next = match self.waiting.try_recv() {
                 Ok(call) => call,
                 Err(TryRecvError::Disconnected) => break,
+                // Checked here, not by the timer: tokio's timer ticks every
+                // millisecond, even for a deadline already past.
+                Err(TryRecvError::Empty) if tokio::time::Instant::now() >= flush_at => break,
                 Err(TryRecvError::Empty) => {
                     match tokio::time::timeout_at(flush_at, self.waiting.recv()).await {
                         Ok(Some(call)) => call,

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Load benchmark of the digits example (figures, never pass/fail): a release
+# `aimass serve` on 127.0.0.1 driven by wrk, printing req/s, rows/s, p50 and
+# p99 for
+#   - batch-1 `digits` (JSON) at c=1, 8, 32, 64;
+#   - the heavy teacher (two hidden layers of 1024) at c=64, with its dynamic
+#     batching off, then on;
+#   - the `digits` cascade (escalating to three small teachers) and the
+#     `digits-heavy` cascade (escalating to the heavy teacher, batching on,
+#     then off) at c=64, on a digit the student is unsure of.
+#
+#   bash tests/load/batching.sh
+#
+# Environment: SECONDS_PER_RUN (10), THREADS (2), PORT (18720), AIMASS_BIN
+# (target/release/aimass, or $CARGO_TARGET_DIR/release/aimass). Needs wrk
+# (apt-get install -y wrk), a release build and the plugins built
+# (cargo build --release --target wasm32-wasip2 -p scaler -p classifier-head
+# --target-dir target).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${SECONDS_PER_RUN:-10}; THREADS=${THREADS:-2}; PORT=${PORT:-18720}
+BIN=${AIMASS_BIN:-${CARGO_TARGET_DIR:-target}/release/aimass}
+command -v wrk >/dev/null || { echo "bench: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "bench: no binary at $BIN (cargo build --release -p aimass)" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/aimass-bench.XXXXXX")
+# The config's paths are relative to its folder: the copy without batching
+# lives beside it, and goes with the rest.
+UNBATCHED=examples/digits/.aimass-unbatched.toml
+SERVER=""
+cleanup() {
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  rm -rf "$WORK" "$UNBATCHED"
+}
+trap cleanup EXIT
+URL="http://127.0.0.1:$PORT"
+
+serve() {
+  "$BIN" serve "$1" --listen "127.0.0.1:$PORT" --max-concurrency 256 > "$WORK/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 600); do
+    curl -sf -o /dev/null "$URL/v2/health/ready" && return
+    kill -0 "$SERVER" 2>/dev/null || { echo "bench: the server died:" >&2; tail -5 "$WORK/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "bench: the server was not ready in 60 s" >&2; exit 1
+}
+
+stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
+
+# run LABEL MODEL BODY ROWS CONC: one wrk run, one line of figures.
+run() {
+  echo "/v2/models/$2/infer 200 0 $3" > "$WORK/requests.txt"
+  threads=$(( $5 < THREADS ? $5 : THREADS ))
+  out=$(REQUESTS="$WORK/requests.txt" wrk -t"$threads" -c"$5" -d"${SECS}s" --timeout 10s \
+    -s tests/load/mixed.lua "$URL")
+  other=$(grep '^STATUS' <<<"$out" | cut -d' ' -f2- | tr ' ' '\n' | grep -v '^200=' || true)
+  result=$(grep '^RESULT' <<<"$out")
+  requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result")
+  duration=$(sed -E 's/.*duration_s=([0-9.]+).*/\1/' <<<"$result")
+  p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$result")
+  p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$result")
+  awk -v l="$1" -v c="$5" -v r="$requests" -v d="$duration" -v n="$4" -v p50="$p50" -v p99="$p99" -v o="${other:-none}" \
+    'BEGIN {printf "%-34s c=%-3s %9.0f req/s %10.0f rows/s  p50 %7.2f ms  p99 %7.2f ms  other statuses: %s\n", l, c, r / d, r * n / d, p50, p99, o}'
+}
+
+python3 tests/load/make_bodies.py examples/digits/data/test.csv "$WORK/bodies" >/dev/null
+DIGIT="$WORK/bodies/digits-json-1.json"
+grep -v 'batching = ' examples/digits/aimass.toml > "$UNBATCHED"
+
+serve examples/digits/aimass.toml
+# The heavy teacher takes features: the server's own `features` node makes
+# them from the same digit.
+curl -sf "$URL/v2/models/features/infer" -H 'Content-Type: application/json' \
+  --data "$(python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); b["inputs"][0]["name"]="x"; print(json.dumps(b))' "$DIGIT")" \
+  | python3 -c 'import json,sys; y=json.load(sys.stdin)["outputs"][0]; print(json.dumps({"inputs": [{"name": "x", "shape": y["shape"], "datatype": "FP32", "data": y["data"]}]}))' \
+  > "$WORK/features.json"
+# A digit the student is unsure of (below the cascade's 0.9): the cascade
+# escalates it to the heavy teacher on every request.
+python3 - "$URL" examples/digits/data/test.csv > "$WORK/unsure.json" <<'PY'
+import json, sys, urllib.request
+url, csv = sys.argv[1], sys.argv[2]
+rows = [[float(v) for v in line.split(",")[:64]] for line in open(csv).read().splitlines()[1:]]
+body = {"inputs": [{"name": "pixels", "shape": [len(rows), 64], "datatype": "FP32", "data": rows}]}
+request = urllib.request.Request(url + "/v2/models/student/infer", json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+outputs = {o["name"]: o["data"] for o in json.load(urllib.request.urlopen(request))["outputs"]}
+unsure = next(i for i, c in enumerate(outputs["confidence"]) if c < 0.9)
+print(json.dumps({"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": rows[unsure]}]}))
+PY
+echo "bench: $BIN, ${SECS}s per run, wrk -t$THREADS, $(nproc) cores"
+for c in 1 8 32 64; do run "digits batch-1" digits "$DIGIT" 1 "$c"; done
+run "heavy-teacher batch-1, batching on" heavy-teacher "$WORK/features.json" 1 64
+curl -s "$URL/v2/models/heavy-teacher/stats" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["model_stats"][0]
+calls = sum(b["compute_infer"]["count"] for b in s["batch_stats"])
+rows = s["inference_count"]
+print("  heavy-teacher: %d rows in %d plugin calls, %.1f rows per call" % (rows, calls, rows / max(calls, 1)))'
+run "digits cascade, escalating digit" digits "$WORK/unsure.json" 1 64
+run "digits-heavy cascade, escalating" digits-heavy "$WORK/unsure.json" 1 64
+stop
+
+serve "$UNBATCHED"
+run "heavy-teacher batch-1, batching off" heavy-teacher "$WORK/features.json" 1 64
+run "digits-heavy, escalating, off" digits-heavy "$WORK/unsure.json" 1 64
+stop
