@@ -44,6 +44,7 @@ async fn eval_reproduces_train_py_on_every_digits_model() {
         ("teacher", "teacher"),
         ("student", "student"),
         ("student-int8", "student_int8"),
+        ("heavy", "heavy_teacher"),
     ] {
         let report = evaluate(&repository.models[model], &data, "test.csv")
             .await

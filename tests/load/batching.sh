@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of the digits example (figures, never pass/fail): a release
-# `aimass serve` on 127.0.0.1 driven by wrk, printing req/s, rows/s, p50 and
-# p99 for
+# `aimass serve` on 127.0.0.1 driven by wrk, printing answered (200) req/s,
+# rows/s, p50 and p99 (over all answers, 503s included) for
 #   - batch-1 `digits` (JSON) at c=1, 8, 32, 64;
 #   - the heavy teacher (two hidden layers of 1024) at c=64, with its dynamic
 #     batching off, then on;
@@ -54,14 +54,15 @@ run() {
   threads=$(( $5 < THREADS ? $5 : THREADS ))
   out=$(REQUESTS="$WORK/requests.txt" wrk -t"$threads" -c"$5" -d"${SECS}s" --timeout 10s \
     -s tests/load/mixed.lua "$URL")
-  other=$(grep '^STATUS' <<<"$out" | cut -d' ' -f2- | tr ' ' '\n' | grep -v '^200=' || true)
+  other=$(grep '^STATUS' <<<"$out" | cut -d' ' -f2- | tr ' ' '\n' | grep -v '^200=' | tr '\n' ' ' || true)
+  ok=$(grep '^STATUS' <<<"$out" | cut -d' ' -f2- | tr ' ' '\n' | sed -n 's/^200=//p')
   result=$(grep '^RESULT' <<<"$out")
   requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result")
   duration=$(sed -E 's/.*duration_s=([0-9.]+).*/\1/' <<<"$result")
   p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$result")
   p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$result")
-  awk -v l="$1" -v c="$5" -v r="$requests" -v d="$duration" -v n="$4" -v p50="$p50" -v p99="$p99" -v o="${other:-none}" \
-    'BEGIN {printf "%-34s c=%-3s %9.0f req/s %10.0f rows/s  p50 %7.2f ms  p99 %7.2f ms  other statuses: %s\n", l, c, r / d, r * n / d, p50, p99, o}'
+  awk -v l="$1" -v c="$5" -v r="${ok:-0}" -v d="$duration" -v n="$4" -v p50="$p50" -v p99="$p99" -v o="${other:-none}" -v all="$requests" \
+    'BEGIN {printf "%-36s c=%-3s %7.0f ok req/s %8.0f rows/s  p50 %6.2f ms  p99 %6.2f ms  (%.0f answers/s; other statuses: %s)\n", l, c, r / d, r * n / d, p50, p99, all / d, o}'
 }
 
 python3 tests/load/make_bodies.py examples/digits/data/test.csv "$WORK/bodies" >/dev/null
