@@ -32,7 +32,7 @@ pub async fn run(config: &Path, model: &str, input: &Path) -> Result<(), String>
     }
     let service = InferenceService::new(config.to_path_buf(), Limits::default().service());
     service.install(repository);
-    let decoded = decode(&body, &[], received).map_err(|e| e.to_string())?;
+    let decoded = decode(&body, bytes::Bytes::new(), received).map_err(|e| e.to_string())?;
     let response = service
         .infer(model, None, decoded.request)
         .await

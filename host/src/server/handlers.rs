@@ -302,7 +302,7 @@ async fn answer(
         &state.bodies,
     )
     .await?;
-    let bytes = std::mem::take(&mut charged.bytes);
+    let bytes = bytes::Bytes::from(std::mem::take(&mut charged.bytes));
     let json_length = match headers.get(HEADER_LENGTH) {
         Some(value) => Some(value.to_str().map_err(|_| {
             ApiError::BadRequest("header Inference-Header-Content-Length is not text".into())
@@ -310,6 +310,7 @@ async fn answer(
         None => None,
     };
     let (json, binary) = codec::split_body(json_length, &bytes)?;
+    let binary = bytes.slice_ref(binary);
     let decoded = codec::decode(json, binary, received)?;
     drop(bytes);
     let answer = state

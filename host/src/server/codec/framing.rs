@@ -2,6 +2,7 @@
 //! raw bytes of each binary tensor in the order the JSON lists them.
 
 use crate::server::error::ApiError;
+use bytes::Bytes;
 
 /// The header that says how long the JSON part of a binary body is.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -29,25 +30,24 @@ pub fn split_body<'a>(
     Ok(body.split_at(length))
 }
 
-/// The binary part, handed out tensor by tensor.
-pub struct BinaryTail<'a>(&'a [u8]);
+/// The binary part, handed out tensor by tensor as slices of the body's
+/// own bytes (a binary tensor is never copied out of the body).
+pub struct BinaryTail(Bytes);
 
-impl<'a> BinaryTail<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
+impl BinaryTail {
+    pub fn new(bytes: Bytes) -> Self {
         BinaryTail(bytes)
     }
 
     /// The next `want` bytes, for input `name`.
-    pub fn take(&mut self, name: &str, want: usize) -> Result<&'a [u8], ApiError> {
+    pub fn take(&mut self, name: &str, want: usize) -> Result<Bytes, ApiError> {
         if self.0.len() < want {
             return Err(ApiError::BadRequest(format!(
                 "input `{name}` needs {want} bytes of binary data, only {} are left in the body",
                 self.0.len()
             )));
         }
-        let (mine, rest) = self.0.split_at(want);
-        self.0 = rest;
-        Ok(mine)
+        Ok(self.0.split_to(want))
     }
 
     /// Checks every byte was claimed.
@@ -104,15 +104,21 @@ mod tests {
 
     #[test]
     fn binary_parts_are_claimed_in_order_and_all_of_them() {
-        let mut tail = BinaryTail::new(b"abcdef");
-        assert_eq!(tail.take("x", 2).unwrap(), b"ab");
-        assert_eq!(tail.take("y", 3).unwrap(), b"cde");
+        let body = Bytes::from_static(b"abcdef");
+        let mut tail = BinaryTail::new(body.clone());
+        let x = tail.take("x", 2).unwrap();
+        assert_eq!(x, b"ab"[..]);
+        assert_eq!(x.as_ptr(), body.as_ptr(), "a slice of the body, not a copy");
+        assert_eq!(tail.take("y", 3).unwrap(), b"cde"[..]);
         let short = tail.take("z", 4).unwrap_err().to_string();
         assert_eq!(
             short,
             "input `z` needs 4 bytes of binary data, only 1 are left in the body"
         );
-        let left = BinaryTail::new(b"ab").finish().unwrap_err().to_string();
+        let left = BinaryTail::new(Bytes::from_static(b"ab"))
+            .finish()
+            .unwrap_err()
+            .to_string();
         assert!(
             left.starts_with("2 bytes of binary data follow the JSON"),
             "{left}"

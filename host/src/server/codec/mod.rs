@@ -12,10 +12,12 @@ pub use framing::{Encoded, HEADER_LENGTH, split_body};
 
 use super::error::ApiError;
 use super::protocol::{InferRequest as WireRequest, InferResponse as WireResponse, OutputTensor};
-use crate::service::{InferRequest, InferResponse};
+use crate::service::{InferRequest, InferResponse, flag};
 use crate::tensor::{Dtype, NamedTensor, Tensor};
+use bytes::Bytes;
 use framing::BinaryTail;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// A decoded request, and how its answer is to be sent.
@@ -50,21 +52,15 @@ impl BinaryChoice {
 }
 
 /// Reads a request body (its JSON part and the binary part after it),
-/// received at `received`.
-pub fn decode(json: &[u8], binary: &[u8], received: Instant) -> Result<Decoded, ApiError> {
+/// received at `received`. The binary part is a slice of the body: binary
+/// tensors share its bytes.
+pub fn decode(json: &[u8], binary: Bytes, received: Instant) -> Result<Decoded, ApiError> {
     let request: WireRequest = serde_json::from_slice(json).map_err(|e| {
         ApiError::BadRequest(format!("the request is not a valid inference request: {e}"))
     })?;
-    let parameters = request.parameters.unwrap_or_default();
-    let by_default = match parameters.get("binary_data_output") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "request parameter `binary_data_output` must be true or false, got {other}"
-            )));
-        }
-    };
+    let parameters: BTreeMap<String, Value> =
+        request.parameters.unwrap_or_default().into_iter().collect();
+    let by_default = flag(&parameters, "binary_data_output")?;
     let mut tail = BinaryTail::new(binary);
     let mut inputs = Vec::with_capacity(request.inputs.len());
     for input in request.inputs {
@@ -99,7 +95,7 @@ pub fn decode(json: &[u8], binary: &[u8], received: Instant) -> Result<Decoded, 
     Ok(Decoded {
         request: InferRequest {
             id: request.id,
-            parameters: parameters.into_iter().collect(),
+            parameters,
             inputs,
             outputs,
             received,
@@ -154,9 +150,11 @@ fn decode_input(
                     input.shape
                 )));
             }
-            tail.take(&name, want)?.to_vec()
+            tail.take(&name, want)?
         }
-        (None, Some(data)) => elements::to_bytes(dtype, data, &dims, count).map_err(bad)?,
+        (None, Some(data)) => {
+            Bytes::from(elements::to_bytes(dtype, data, &dims, count).map_err(bad)?)
+        }
         (None, None) => {
             return Err(ApiError::BadRequest(format!(
                 "input `{name}` has neither `data` nor `parameters.binary_data_size`"
@@ -231,7 +229,12 @@ mod tests {
     use super::*;
 
     fn decoded(body: &str, binary: &[u8]) -> Result<Decoded, String> {
-        decode(body.as_bytes(), binary, Instant::now()).map_err(|e| e.to_string())
+        decode(
+            body.as_bytes(),
+            Bytes::copy_from_slice(binary),
+            Instant::now(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]

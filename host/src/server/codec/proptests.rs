@@ -39,7 +39,7 @@ const VALID: &str = r#"{"id": "r1", "parameters": {"binary_data_output": false},
 
 /// Decodes, and checks the outcome is a value or a clear error.
 fn decoded_or_explained(json: &[u8], binary: &[u8]) {
-    let checked = decode(json, binary, Instant::now())
+    let checked = decode(json, bytes::Bytes::copy_from_slice(binary), Instant::now())
         .map_err(|e| e.to_string())
         .and_then(|d| check_inputs(&model(), d.request.inputs, 64).map_err(|e| e.to_string()));
     match checked {
@@ -56,7 +56,12 @@ fn decoded_or_explained(json: &[u8], binary: &[u8]) {
 
 #[test]
 fn the_valid_request_decodes() {
-    let decoded = decode(VALID.as_bytes(), &[1, 0, 0, 1], Instant::now()).expect("valid");
+    let decoded = decode(
+        VALID.as_bytes(),
+        bytes::Bytes::from_static(&[1, 0, 0, 1]),
+        Instant::now(),
+    )
+    .expect("valid");
     let (_, rows) = check_inputs(&model(), decoded.request.inputs, 64).expect("valid");
     assert_eq!(rows, 2);
 }
