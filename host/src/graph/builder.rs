@@ -88,11 +88,20 @@ impl Builder<'_> {
         })
     }
 
+    /// A member fed by tensors of its inputs' own names.
+    pub fn plain_member(
+        &self,
+        r: &ModelRef,
+        timeout_ms: Option<u64>,
+    ) -> Result<Member, ConfigError> {
+        self.member(r, &BTreeMap::new(), timeout_ms)
+    }
+
     /// A member written as a name or as `{ model, inputs, timeout_ms, ... }`.
     pub fn member_from(&self, m: &Spanned<MemberRef>, key: &str) -> Result<Member, ConfigError> {
         let r = member_ref(m, key);
         match m.get_ref() {
-            MemberRef::Name(_) => self.member(&r, &BTreeMap::new(), None),
+            MemberRef::Name(_) => self.plain_member(&r, None),
             MemberRef::Full(full) => self.member(&r, &full.inputs, full.timeout_ms),
         }
     }

@@ -6,13 +6,12 @@ use super::builder::{Builder, spec};
 use super::context::Context;
 use super::error::ExecError;
 use super::member::{Member, output};
-use super::model::{Composition, Served};
+use super::model::{Built, Composition, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{CascadeConfig, ConfigError, ConfigFile};
 use crate::nn::Signature;
 use crate::tensor::{Dtype, NamedTensor, Tensor, scatter};
 use futures::future::{BoxFuture, FutureExt};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(super) fn refs(name: &str, s: &CascadeConfig) -> Vec<ModelRef> {
@@ -83,17 +82,13 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(
-    b: &Builder,
-    name: &str,
-    s: &CascadeConfig,
-) -> Result<(Signature, Box<dyn Composition>), ConfigError> {
+pub(super) fn build(b: &Builder, name: &str, s: &CascadeConfig) -> Result<Built, ConfigError> {
     let key = format!("cascade.{name}");
     let mut stages = Vec::new();
     for (i, st) in s.stages.iter().enumerate() {
         let skey = format!("{key}.stages[{i}]");
         let r = model_ref(&st.model, &format!("{skey}.model"));
-        let member = b.member(&r, &BTreeMap::new(), st.timeout_ms)?;
+        let member = b.plain_member(&r, st.timeout_ms)?;
         let threshold = match &st.threshold {
             Some(threshold) => {
                 let (output, ckey) = match &st.confidence {

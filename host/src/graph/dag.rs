@@ -5,7 +5,7 @@ use super::builder::{Builder, describe};
 use super::context::Context;
 use super::error::ExecError;
 use super::member::{Member, output};
-use super::model::{Composition, Served};
+use super::model::{Built, Composition, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{ConfigError, ConfigFile, DagConfig};
 use crate::nn::Signature;
@@ -45,11 +45,7 @@ fn output_of<'m>(
         })
 }
 
-pub(super) fn build(
-    b: &Builder,
-    name: &str,
-    d: &DagConfig,
-) -> Result<(Signature, Box<dyn Composition>), ConfigError> {
+pub(super) fn build(b: &Builder, name: &str, d: &DagConfig) -> Result<Built, ConfigError> {
     let key = format!("dag.{name}");
     let ids: Vec<&str> = d.steps.iter().map(|s| s.id.get_ref().as_str()).collect();
     let mut steps: Vec<DagStep> = Vec::new();

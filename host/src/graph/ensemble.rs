@@ -6,7 +6,7 @@ use super::builder::{Builder, describe, spec};
 use super::context::{Context, Dropped};
 use super::error::ExecError;
 use super::member::{Member, output};
-use super::model::{Composition, Served};
+use super::model::{Built, Composition, Served};
 use super::refs::{ModelRef, member_ref, model_ref};
 use crate::config::{CombineConfig, ConfigError, ConfigFile, EnsembleConfig, MemberRef, Ref};
 use crate::nn::Signature;
@@ -158,11 +158,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(
-    b: &Builder,
-    name: &str,
-    e: &EnsembleConfig,
-) -> Result<(Signature, Box<dyn Composition>), ConfigError> {
+pub(super) fn build(b: &Builder, name: &str, e: &EnsembleConfig) -> Result<Built, ConfigError> {
     let key = format!("ensemble.{name}");
     let kind = *e.combine.get_ref();
     // Members are soft (dropped and reported) unless stacked: a meta-model

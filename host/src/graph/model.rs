@@ -48,6 +48,9 @@ impl Kind {
     }
 }
 
+/// What a kind's build makes: the hierarchy's signature and its run.
+pub(super) type Built = (Signature, Box<dyn Composition>);
+
 /// How one hierarchy kind runs its members; each kind's file has one.
 pub(super) trait Composition: Send + Sync {
     /// The models it calls directly.

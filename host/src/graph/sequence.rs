@@ -4,7 +4,7 @@ use super::builder::Builder;
 use super::context::Context;
 use super::error::ExecError;
 use super::member::Member;
-use super::model::{Composition, Served};
+use super::model::{Built, Composition, Served};
 use super::refs::{ModelRef, member_ref};
 use crate::config::{ConfigError, ConfigFile, MemberRef, SequenceConfig};
 use crate::nn::Signature;
@@ -56,11 +56,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(
-    b: &Builder,
-    name: &str,
-    s: &SequenceConfig,
-) -> Result<(Signature, Box<dyn Composition>), ConfigError> {
+pub(super) fn build(b: &Builder, name: &str, s: &SequenceConfig) -> Result<Built, ConfigError> {
     let key = format!("sequence.{name}");
     let mut steps: Vec<Member> = Vec::new();
     let mut inputs = Vec::new();

@@ -5,13 +5,12 @@ use super::builder::Builder;
 use super::context::Context;
 use super::error::ExecError;
 use super::member::Member;
-use super::model::{Composition, Served};
+use super::model::{Built, Composition, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{ConfigError, ConfigFile, ShadowConfig};
 use crate::nn::Signature;
 use crate::tensor::NamedTensor;
 use futures::future::{BoxFuture, FutureExt};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -57,22 +56,12 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(
-    b: &Builder,
-    name: &str,
-    s: &ShadowConfig,
-) -> Result<(Signature, Box<dyn Composition>), ConfigError> {
+pub(super) fn build(b: &Builder, name: &str, s: &ShadowConfig) -> Result<Built, ConfigError> {
     let key = format!("shadow.{name}");
-    let none = BTreeMap::new();
-    let primary = b.member(
-        &model_ref(&s.primary, &format!("{key}.primary")),
-        &none,
-        None,
-    )?;
+    let primary = b.plain_member(&model_ref(&s.primary, &format!("{key}.primary")), None)?;
     let timeout = s.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-    let shadow = b.member(
+    let shadow = b.plain_member(
         &model_ref(&s.shadow, &format!("{key}.shadow")),
-        &none,
         Some(timeout),
     )?;
     let inputs = Builder::needs(&primary);

@@ -5,7 +5,7 @@ use super::builder::Builder;
 use super::context::Context;
 use super::error::ExecError;
 use super::member::Member;
-use super::model::{Composition, Served};
+use super::model::{Built, Composition, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{ConfigError, ConfigFile, SplitterConfig};
 use crate::nn::Signature;
@@ -74,11 +74,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(
-    b: &Builder,
-    name: &str,
-    s: &SplitterConfig,
-) -> Result<(Signature, Box<dyn Composition>), ConfigError> {
+pub(super) fn build(b: &Builder, name: &str, s: &SplitterConfig) -> Result<Built, ConfigError> {
     let key = format!("splitter.{name}");
     let mut routes = Vec::new();
     for (i, r) in s.routes.iter().enumerate() {

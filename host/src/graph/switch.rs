@@ -5,13 +5,12 @@ use super::builder::Builder;
 use super::context::Context;
 use super::error::ExecError;
 use super::member::Member;
-use super::model::{Composition, Served};
+use super::model::{Built, Composition, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{CompareConfig, ConfigError, ConfigFile, ReduceConfig, SwitchConfig};
 use crate::nn::Signature;
 use crate::tensor::NamedTensor;
 use futures::future::{BoxFuture, FutureExt};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(super) fn refs(name: &str, s: &SwitchConfig) -> Vec<ModelRef> {
@@ -50,17 +49,12 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(
-    b: &Builder,
-    name: &str,
-    s: &SwitchConfig,
-) -> Result<(Signature, Box<dyn Composition>), ConfigError> {
+pub(super) fn build(b: &Builder, name: &str, s: &SwitchConfig) -> Result<Built, ConfigError> {
     let key = format!("switch.{name}");
-    let none = BTreeMap::new();
     let mut branches = Vec::new();
     for (i, branch) in s.branches.iter().enumerate() {
         let r = model_ref(&branch.model, &format!("{key}.branches[{i}].model"));
-        let member = b.member(&r, &none, None)?;
+        let member = b.plain_member(&r, None)?;
         // `check` lets through exactly one of `when` and `equals`.
         let selector = match &branch.when {
             Some(p) => Selector::Predicate {
@@ -74,7 +68,7 @@ pub(super) fn build(
         branches.push(Branch { selector, member });
     }
     let default = match &s.default {
-        Some(d) => Some(b.member(&model_ref(d, &format!("{key}.default")), &none, None)?),
+        Some(d) => Some(b.plain_member(&model_ref(d, &format!("{key}.default")), None)?),
         None => None,
     };
     let all: Vec<&Member> = branches
