@@ -46,7 +46,7 @@ async fn eval_reproduces_train_py_on_every_digits_model() {
         ("student-int8", "student_int8"),
         ("heavy", "heavy_teacher"),
     ] {
-        let report = evaluate(&repository.models[model], &data, "test.csv")
+        let report = evaluate(&repository.models[model], &data, "test.csv", 1)
             .await
             .unwrap();
         check_consistent(&report);
@@ -59,7 +59,7 @@ async fn eval_reproduces_train_py_on_every_digits_model() {
         accuracy.insert(model, got);
     }
 
-    let report = evaluate(&repository.models["digits"], &data, "test.csv")
+    let report = evaluate(&repository.models["digits"], &data, "test.csv", 1)
         .await
         .unwrap();
     check_consistent(&report);
@@ -79,6 +79,27 @@ async fn eval_reproduces_train_py_on_every_digits_model() {
         stages[0].samples > 180,
         "the student answered only {}",
         stages[0].samples
+    );
+
+    // Batches of 64 (the last one 40 rows) go through the cascade's split
+    // and merge: every sample must get the answer it got alone.
+    let batched = evaluate(&repository.models["digits"], &data, "test.csv", 64)
+        .await
+        .unwrap();
+    check_consistent(&batched);
+    assert_eq!(batched.batch, 64);
+    assert_eq!(batched.scores.accuracy, report.scores.accuracy);
+    assert_eq!(batched.scores.confusion, report.scores.confusion);
+    let batched_stages = batched.stages.expect("stages in batches");
+    assert_eq!(
+        batched_stages.iter().map(|s| s.samples).collect::<Vec<_>>(),
+        stages.iter().map(|s| s.samples).collect::<Vec<_>>()
+    );
+    assert!(
+        evaluate(&repository.models["digits"], &data, "test.csv", 0)
+            .await
+            .unwrap_err()
+            .contains("at least 1")
     );
 }
 

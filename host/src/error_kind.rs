@@ -10,6 +10,9 @@ pub enum ErrorKind {
     Client,
     /// No such model or version.
     NotFound,
+    /// The request conflicts with what is serving (e.g. unloading a model
+    /// a served hierarchy still calls).
+    Conflict,
     /// The server cannot take it now (loading, unloaded, saturated): retry.
     Unavailable,
     /// The request ran out of time.
@@ -27,6 +30,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Client => "client",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::PluginFailure => "plugin_failure",

@@ -21,6 +21,9 @@ pub const NODE_SECONDS: &str = "aimass_node_duration_seconds";
 pub const QUEUE_SECONDS: &str = "aimass_node_queue_duration_seconds";
 /// Instances of a node running a call right now.
 pub const INSTANCES_IN_USE: &str = "aimass_node_instances_in_use";
+/// Instances of a node alive now, idle or busy: a reload that started a
+/// node twice would show here.
+pub const INSTANCES: &str = "aimass_node_instances";
 /// Failed plugin calls per node, by kind (trap, timeout, out_of_memory,
 /// contract, invalid_input, model, internal).
 pub const PLUGIN_FAILURES: &str = "aimass_plugin_failures_total";
@@ -199,6 +202,13 @@ pub fn shadow_dropped(shadow: &str) {
 pub fn model_load(model: &str, ok: bool) {
     let outcome = if ok { "ok" } else { "error" };
     counter!(RELOADS, "model" => model.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// Counts one live instance of `node` until the guard drops.
+pub fn live_instance(node: &str) -> InUse {
+    let gauge = gauge!(INSTANCES, "node" => node.to_string());
+    gauge.increment(1.0);
+    InUse(gauge)
 }
 
 /// Counts a node's busy instance for as long as it lives, so a call that

@@ -3,13 +3,15 @@
 //! `aimass check`, `serve` and `eval` all start here.
 
 use crate::config::{ConfigError, ConfigErrors, ConfigFile, IsolationConfig, ParamConfig};
-use crate::graph::{HierarchyOrder, Served, build_models, check_references, model_closure};
+use crate::graph::{
+    HierarchyOrder, Models, Served, build_models, check_references, model_closure, model_users,
+};
 use crate::nn::{BackendKind, Device, GraphStore};
 use crate::runtime::bindings::ParamValue;
 use crate::runtime::{
     EngineOptions, InstanceLimits, Isolation, NodePool, NodeSpec, Plugin, Runtime,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +24,17 @@ pub struct Repository {
     pub runtime: Arc<Runtime>,
     /// The operator's graphs.
     pub graphs: GraphStore,
-    /// Every node and hierarchy, by name.
+    /// Every node and hierarchy it started, by name.
     pub models: BTreeMap<String, Arc<Served>>,
+}
+
+/// What a reload of one model starts, around the models already serving.
+#[derive(Debug, Clone, Copy)]
+pub struct Reload<'a> {
+    /// The model to start afresh from the config.
+    pub model: &'a str,
+    /// The models serving now.
+    pub serving: &'a Models,
 }
 
 impl std::fmt::Debug for Repository {
@@ -99,42 +110,64 @@ impl Repository {
     }
 
     /// Checks `file` and starts, on an engine that is already running, either
-    /// everything in it or only what `only` needs (the model and every model
-    /// it calls, their plugins and artifacts): a hot reload of one model
-    /// re-reads its plugins and graphs from disk and leaves the rest alone.
+    /// everything in it or, for a reload, one model afresh: a node gets a new
+    /// pool (its plugin and graphs read from disk again), a hierarchy is
+    /// rebuilt around the models serving now (no node starts twice), and
+    /// every hierarchy serving now that calls it is rebuilt around the new
+    /// one, so none keeps calling the old. Models it calls that are not
+    /// serving (unloaded) start too. Returns only what it started.
     pub async fn start_with(
         file: ConfigFile,
         runtime: Arc<Runtime>,
-        only: Option<&str>,
+        reload: Option<Reload<'_>>,
     ) -> Result<Repository, ConfigErrors> {
         let order = check_references(&file)?;
-        Self::build(file, order, runtime, only).await
+        Self::build(file, order, runtime, reload).await
     }
 
     async fn build(
         file: ConfigFile,
         mut order: HierarchyOrder,
         runtime: Arc<Runtime>,
-        only: Option<&str>,
+        reload: Option<Reload<'_>>,
     ) -> Result<Repository, ConfigErrors> {
         let c = &file.config;
         let one = |e: ConfigError| ConfigErrors::one(e);
-        let wanted = match only {
-            Some(model) => Some(model_closure(&file, model).ok_or_else(|| {
-                one(ConfigError {
-                    file: file.path.display().to_string(),
-                    line: None,
-                    key: model.to_string(),
-                    message: format!("the config has no model `{model}`"),
-                    fix: Some("add it as a node or a hierarchy".into()),
-                })
-            })?),
-            None => None,
+        let empty = Models::new();
+        let serving = reload.map_or(&empty, |r| r.serving);
+        // What starts afresh, and what is rebuilt (that and its users).
+        let (fresh, rebuilt) = match reload {
+            Some(Reload { model, serving }) => {
+                let closure = model_closure(&file, model).ok_or_else(|| {
+                    one(ConfigError {
+                        file: file.path.display().to_string(),
+                        line: None,
+                        key: model.to_string(),
+                        message: format!("the config has no model `{model}`"),
+                        fix: Some("add it as a node or a hierarchy".into()),
+                    })
+                })?;
+                let fresh: BTreeSet<String> = closure
+                    .into_iter()
+                    .filter(|m| m == model || !serving.contains_key(m))
+                    .collect();
+                let users = model_users(&file, model)
+                    .into_iter()
+                    .filter(|u| serving.contains_key(u));
+                let rebuilt = fresh.iter().cloned().chain(users).collect();
+                (Some(fresh), Some(rebuilt))
+            }
+            None => (None, None),
         };
-        let needed = |name: &str| wanted.as_ref().is_none_or(|w| w.contains(name));
-        order.0.retain(|name| needed(name));
+        let starts = |name: &str| fresh.as_ref().is_none_or(|f| f.contains(name));
+        order.0.retain(|name| {
+            rebuilt
+                .as_ref()
+                .is_none_or(|r: &BTreeSet<String>| r.contains(name))
+        });
+        let wanted = fresh.as_ref();
         let nodes_needed: BTreeMap<&String, &crate::config::NodeConfig> =
-            c.nodes.iter().filter(|(name, _)| needed(name)).collect();
+            c.nodes.iter().filter(|(name, _)| starts(name)).collect();
         let plugins_needed: std::collections::BTreeSet<&str> = nodes_needed
             .values()
             .map(|n| n.plugin.get_ref().as_str())
@@ -244,7 +277,12 @@ impl Repository {
                 .map_err(|e| one(start_error(&file, name, plugin_name, &e)))?;
             nodes.insert(name.clone(), Arc::new(pool));
         }
-        let models = build_models(&file, &order, nodes)?;
+        let around: Models = serving
+            .iter()
+            .filter(|(name, _)| rebuilt.as_ref().is_none_or(|r| !r.contains(*name)))
+            .map(|(name, model)| (name.clone(), model.clone()))
+            .collect();
+        let models = build_models(&file, &order, nodes, &around)?;
         Ok(Repository {
             file,
             runtime,

@@ -1,11 +1,17 @@
-//! `aimass eval CONFIG --model NAME --data FILE.csv [--json]`.
+//! `aimass eval CONFIG --model NAME --data FILE.csv [--batch N] [--json]`.
 
 use crate::eval::{Dataset, evaluate, render};
 use crate::repository::Repository;
 use std::path::Path;
 
 /// Evaluates `model` on `data` and prints the report.
-pub async fn run(config: &Path, model: &str, data: &Path, json: bool) -> Result<(), String> {
+pub async fn run(
+    config: &Path,
+    model: &str,
+    data: &Path,
+    batch: usize,
+    json: bool,
+) -> Result<(), String> {
     let dataset = Dataset::read_csv(data)?;
     let repository = Repository::open(config).await.map_err(|e| e.to_string())?;
     let served = repository.models.get(model).ok_or_else(|| {
@@ -16,7 +22,7 @@ pub async fn run(config: &Path, model: &str, data: &Path, json: bool) -> Result<
             names.join(", ")
         )
     })?;
-    let report = evaluate(served, &dataset, &data.display().to_string()).await?;
+    let report = evaluate(served, &dataset, &data.display().to_string(), batch).await?;
     if json {
         println!(
             "{}",

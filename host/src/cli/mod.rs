@@ -75,6 +75,10 @@ enum Command {
         /// A CSV with a header: feature columns and `label`.
         #[arg(long, env = "AIMASS_DATA")]
         data: PathBuf,
+        /// Samples per request: 1 measures latency, larger sizes the cost
+        /// per sample in a batch.
+        #[arg(long, env = "AIMASS_BATCH", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8192))]
+        batch: u32,
         /// Print the report as JSON.
         #[arg(long, env = "AIMASS_JSON")]
         json: bool,
@@ -94,8 +98,9 @@ impl Cli {
                 config,
                 model,
                 data,
+                batch,
                 json,
-            } => eval::run(&config, &model, &data, json).await,
+            } => eval::run(&config, &model, &data, batch as usize, json).await,
             Command::Run {
                 config,
                 model,

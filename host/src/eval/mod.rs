@@ -1,5 +1,6 @@
-//! `aimass eval`: runs a model over a labelled CSV, one sample per request,
-//! and reports how well it classifies and how fast it answers.
+//! `aimass eval`: runs a model over a labelled CSV, a fixed number of
+//! samples per request, and reports how well it classifies and how fast it
+//! answers.
 
 mod report;
 mod scores;
@@ -86,14 +87,16 @@ pub struct Report {
     pub data: String,
     /// Classification scores.
     pub scores: Scores,
+    /// Samples per request (the last request may hold fewer).
+    pub batch: usize,
     /// Time per sample.
     pub latency: Latency,
     /// Per stage of a cascade (from its `stage` output), when it has one.
     pub stages: Option<Vec<StageCount>>,
 }
 
-/// Per-sample latency, in microseconds: one request per sample, timed
-/// around the model's whole run (no HTTP).
+/// Per-sample latency, in microseconds: each request's whole run (no HTTP)
+/// divided by its samples, so batch sizes compare as cost per sample.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Latency {
     /// Mean.
@@ -115,14 +118,18 @@ pub struct StageCount {
     pub accuracy: f64,
 }
 
-/// Runs `model` on every row of `data`, one request per sample, with a
+/// Runs `model` on every row of `data`, `batch` rows per request, with a
 /// progress bar on a terminal.
 pub async fn evaluate(
     model: &Arc<Served>,
     data: &Dataset,
     data_name: &str,
+    batch: usize,
 ) -> Result<Report, String> {
     let input = check_model(model, data.features)?;
+    if batch == 0 {
+        return Err("the batch size must be at least 1".into());
+    }
     let classes_from_model = model
         .signature
         .outputs
@@ -138,16 +145,18 @@ pub async fn evaluate(
     progress.set_message(format!("eval {}", model.name));
     let (mut predicted, mut probabilities, mut stages, mut micros) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (features, _) in &data.rows {
-        let tensor =
-            Tensor::from_f32(vec![1, data.features as u32], features).map_err(|e| e.to_string())?;
+    for chunk in data.rows.chunks(batch) {
+        let rows = chunk.len();
+        let features: Vec<f32> = chunk.iter().flat_map(|(f, _)| f.iter().copied()).collect();
+        let tensor = Tensor::from_f32(vec![rows as u32, data.features as u32], &features)
+            .map_err(|e| e.to_string())?;
         let request = Request {
             inputs: vec![(input.clone(), tensor)],
             ..Request::default()
         };
         let started = Instant::now();
         let response = model.run(request).await.map_err(|e| e.to_string())?;
-        micros.push(started.elapsed().as_secs_f64() * 1e6);
+        micros.push(started.elapsed().as_secs_f64() * 1e6 / rows as f64);
         let output = |name: &str| {
             response
                 .outputs
@@ -155,17 +164,29 @@ pub async fn evaluate(
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| t)
         };
-        let label = output("label")
-            .and_then(|t| t.i64s().ok()?.first().copied())
-            .ok_or("the model returned no `label`")?;
-        predicted.push(usize::try_from(label).unwrap_or(usize::MAX));
+        let labels = output("label")
+            .and_then(|t| t.i64s().ok())
+            .filter(|l| l.len() == rows)
+            .ok_or_else(|| format!("the model returned no `label` per row ({rows} rows)"))?;
+        predicted.extend(
+            labels
+                .iter()
+                .map(|&l| usize::try_from(l).unwrap_or(usize::MAX)),
+        );
         if let Some(p) = output("probabilities") {
-            probabilities.push(p.f32s().map_err(|e| format!("probabilities {e}"))?);
+            let values = p.f32s().map_err(|e| format!("probabilities {e}"))?;
+            if values.len() % rows != 0 {
+                return Err(format!(
+                    "`probabilities` holds {} values for {rows} rows",
+                    values.len()
+                ));
+            }
+            probabilities.extend(values.chunks(values.len() / rows).map(<[f32]>::to_vec));
         }
-        if let Some(stage) = output("stage").and_then(|t| t.i64s().ok()?.first().copied()) {
-            stages.push(stage);
+        if let Some(stage) = output("stage").and_then(|t| t.i64s().ok()) {
+            stages.extend(stage);
         }
-        progress.inc(1);
+        progress.inc(rows as u64);
     }
     progress.finish_and_clear();
 
@@ -184,6 +205,7 @@ pub async fn evaluate(
         model: model.name.clone(),
         data: data_name.to_string(),
         scores,
+        batch,
         latency: latency(&mut micros),
         stages,
     })

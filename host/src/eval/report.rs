@@ -25,8 +25,8 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "  latency/sample    mean {:.0} µs, p50 {:.0} µs, p99 {:.0} µs",
-        report.latency.mean_us, report.latency.p50_us, report.latency.p99_us
+        "  latency/sample    mean {:.0} µs, p50 {:.0} µs, p99 {:.0} µs ({} per request)",
+        report.latency.mean_us, report.latency.p50_us, report.latency.p99_us, report.batch
     );
     if let Some(stages) = &report.stages {
         for stage in stages {

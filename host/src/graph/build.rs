@@ -11,14 +11,19 @@ use crate::runtime::NodePool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Every node and hierarchy as a servable model, type-checked.
+/// The nodes started in `nodes` and the hierarchies in `order`, as servable
+/// models, type-checked; members not built here are taken from `serving`
+/// (a reload rebuilds a model's users around the models already running).
+/// Returns only what it built.
 pub fn build_models(
     file: &ConfigFile,
     order: &HierarchyOrder,
     nodes: BTreeMap<String, Arc<NodePool>>,
+    serving: &Models,
 ) -> Result<Models, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut models = Models::new();
+    let mut models = serving.clone();
+    let mut started = std::collections::BTreeSet::new();
     for (name, pool) in nodes {
         let max_rows = file.config.nodes.get(&name).and_then(|n| n.max_batch_rows);
         let served = Served::node(&name, pool.clone(), max_rows);
@@ -28,6 +33,7 @@ pub fn build_models(
             errors.push(e);
             None
         });
+        started.insert(name.clone());
         models.insert(name.clone(), Arc::new(served.batched_by(batcher)));
     }
     // Those in the order (all, or what one model needs), members before
@@ -63,12 +69,14 @@ pub fn build_models(
                     section.max_batch_rows(),
                     composition,
                 );
+                started.insert(name.clone());
                 models.insert(name.clone(), Arc::new(served));
             }
             Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
+        models.retain(|name, _| started.contains(name));
         Ok(models)
     } else {
         errors.sort_by_key(|e| e.line);

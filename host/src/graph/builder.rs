@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
-/// The models built so far, by name.
-pub(super) type Models = BTreeMap<String, Arc<Served>>;
+/// Models by name.
+pub type Models = BTreeMap<String, Arc<Served>>;
 
 /// A tensor spec as an error shows it, e.g. `FP32 [N, 64]`.
 pub(super) fn describe(spec: &TensorSpec) -> String {

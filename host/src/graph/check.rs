@@ -33,6 +33,23 @@ pub fn model_closure(file: &ConfigFile, model: &str) -> Option<BTreeSet<String>>
     Some(closure)
 }
 
+/// Every hierarchy that calls `model`, directly or not: what must be
+/// rebuilt when `model` changes, so that none keeps calling the old one.
+pub fn model_users(file: &ConfigFile, model: &str) -> BTreeSet<String> {
+    let hierarchies = hierarchy_refs(file);
+    let mut users = BTreeSet::new();
+    let mut pending = vec![model.to_string()];
+    while let Some(name) = pending.pop() {
+        for (user, (_, refs)) in &hierarchies {
+            if !users.contains(user) && refs.iter().any(|r| r.name == name) {
+                users.insert(user.clone());
+                pending.push(user.clone());
+            }
+        }
+    }
+    users
+}
+
 /// Every hierarchy with its section and the models it references directly.
 fn hierarchy_refs(file: &ConfigFile) -> BTreeMap<String, (Section<'_>, Vec<ModelRef>)> {
     sections(&file.config)

@@ -32,7 +32,8 @@ mod splitter;
 mod switch;
 
 pub use build::build_models;
-pub use check::{HierarchyOrder, check_references, model_closure};
+pub use builder::Models;
+pub use check::{HierarchyOrder, check_references, model_closure, model_users};
 pub use context::{Dropped, Request, Response, TraceEntry};
 pub use error::ExecError;
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub struct Instance {
     pub(crate) limits: InstanceLimits,
     /// What the plugin declared after `init`; outputs are checked against it.
     pub(crate) contract: Option<Arc<ModelInfo>>,
+    /// Counted on the node's live-instance gauge while it exists.
+    pub(crate) _live: crate::metrics::InUse,
 }
 
 impl std::fmt::Debug for Instance {

@@ -187,6 +187,7 @@ impl Runtime {
             plugin: plugin.name().to_string(),
             limits,
             contract: None,
+            _live: crate::metrics::live_instance(node),
         })
     }
 }

@@ -56,6 +56,7 @@ impl ApiError {
             ApiError::Service(e) => match e.kind {
                 ErrorKind::Client => StatusCode::BAD_REQUEST,
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ErrorKind::Conflict => StatusCode::CONFLICT,
                 // A request past the server's deadline was answered 503 by
                 // Triton's HTTP front end too: try again later.
                 ErrorKind::Unavailable | ErrorKind::DeadlineExceeded => {

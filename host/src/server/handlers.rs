@@ -229,7 +229,8 @@ pub async fn load(
     Ok(StatusCode::OK)
 }
 
-/// `POST /v2/repository/models/{m}/unload`.
+/// `POST /v2/repository/models/{m}/unload`; with the parameter
+/// `unload_users: true` the hierarchies calling the model go too.
 pub async fn unload(
     State(state): Shared,
     path: ModelPath,
@@ -237,9 +238,21 @@ pub async fn unload(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let body = management_body(&state, &headers, body).await?.bytes;
-    optional_object(&body)?;
-    state.service.unload(&path.model)?;
-    tracing::info!(model = %path.model, "unloaded");
+    let with_users = match optional_object(&body)?
+        .as_ref()
+        .and_then(|o| o.get("parameters"))
+        .and_then(|p| p.get("unload_users"))
+    {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unload parameter `unload_users` must be true or false, not {other}"
+            )));
+        }
+    };
+    let users = state.service.unload(&path.model, with_users)?;
+    tracing::info!(model = %path.model, with = ?users, "unloaded");
     Ok(StatusCode::OK)
 }
 

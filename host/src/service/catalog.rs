@@ -1,15 +1,17 @@
 //! The models served right now, by name, and how that changes: the first
-//! install, a reload of one model (swapped in whole), an unload.
+//! install, a reload of one model (swapped in with every hierarchy that
+//! calls it), an unload (refused while a served hierarchy calls the model,
+//! unless its users go too).
 
 use super::error::ServiceError;
 use crate::config::ConfigFile;
-use crate::graph::{Served, model_closure};
-use crate::repository::Repository;
+use crate::graph::{Models, Served, model_closure};
+use crate::repository::{Reload, Repository};
 use crate::runtime::Runtime;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// One model in the repository index.
@@ -33,7 +35,7 @@ enum Slot {
 }
 
 #[derive(Default)]
-struct Models {
+struct Entries {
     /// Set once the config's first load succeeded.
     runtime: Option<Arc<Runtime>>,
     models: BTreeMap<String, Slot>,
@@ -42,18 +44,18 @@ struct Models {
 /// The models by name, and the config file a reload reads.
 pub(super) struct Catalog {
     config: PathBuf,
-    models: RwLock<Models>,
-    /// One lock per model name: loads of one model run one at a time,
-    /// loads of different models do not wait on each other.
-    loading: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    models: RwLock<Entries>,
+    /// Loads run one at a time: a load rebuilds the hierarchies around the
+    /// models serving when it starts, which a concurrent load could replace.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
     pub fn new(config: PathBuf) -> Self {
         Catalog {
             config,
-            models: RwLock::new(Models::default()),
-            loading: Mutex::new(BTreeMap::new()),
+            models: RwLock::new(Entries::default()),
+            loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -141,10 +143,12 @@ impl Catalog {
             .collect()
     }
 
-    /// Re-reads the config file and starts `name` afresh from it (its
-    /// plugins and graphs read from disk again), then swaps it in. Requests
-    /// already running finish on the old one; the next ones get the new one.
-    /// Any error leaves the old one serving.
+    /// Re-reads the config file and starts `name` afresh from it (a node's
+    /// plugin and graphs read from disk again), rebuilds every served
+    /// hierarchy that calls it around the new one, and swaps them all in.
+    /// Requests already running finish on the old ones; the next ones get
+    /// the new ones. Any error leaves the old ones serving. The work runs
+    /// on a blocking thread, so serving keeps its async workers.
     pub async fn load(&self, name: &str) -> Result<Duration, ServiceError> {
         let started = Instant::now();
         let runtime =
@@ -159,42 +163,96 @@ impl Catalog {
                 self.config.display()
             )));
         }
-        // Only names the config has get a lock, so clients cannot grow the map.
-        let lock = {
-            let mut locks = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-            locks.entry(name.to_string()).or_default().clone()
-        };
-        let _one_at_a_time = lock.lock().await;
-        let mut repository = Repository::start_with(file, runtime, Some(name))
-            .await
-            .map_err(|e| ServiceError::client(format!("cannot load `{name}`: {e}")))?;
-        let served = repository.models.remove(name).ok_or_else(|| {
-            ServiceError::client(format!("cannot load `{name}`: it was not built"))
-        })?;
-        self.write()
-            .models
-            .insert(name.to_string(), Slot::Ready(served));
+        let _one_at_a_time = self.loading.lock().await;
+        let serving = self.serving();
+        let model = name.to_string();
+        let handle = tokio::runtime::Handle::current();
+        let built = tokio::task::spawn_blocking(move || {
+            handle.block_on(Repository::start_with(
+                file,
+                runtime,
+                Some(Reload {
+                    model: &model,
+                    serving: &serving,
+                }),
+            ))
+        })
+        .await
+        .map_err(|e| {
+            ServiceError::internal(format!("cannot load `{name}`: the loader failed: {e}"))
+        })?
+        .map_err(|e| ServiceError::client(format!("cannot load `{name}`: {e}")))?;
+        if !built.models.contains_key(name) {
+            return Err(ServiceError::client(format!(
+                "cannot load `{name}`: it was not built"
+            )));
+        }
+        let mut catalog = self.write();
+        for (built_name, served) in built.models {
+            catalog.models.insert(built_name, Slot::Ready(served));
+        }
         Ok(started.elapsed())
     }
 
-    /// Stops serving `name`; requests running on it finish.
-    pub fn unload(&self, name: &str) -> Result<(), ServiceError> {
-        match self.write().models.get_mut(name) {
-            Some(slot) => {
-                *slot = Slot::Unloaded;
-                Ok(())
-            }
-            None => Err(ServiceError::not_found(format!("unknown model `{name}`"))),
+    /// Stops serving `name`; requests running on it finish. Refused while a
+    /// served hierarchy calls it, unless `with_users`, which unloads those
+    /// hierarchies too.
+    pub fn unload(&self, name: &str, with_users: bool) -> Result<Vec<String>, ServiceError> {
+        let mut catalog = self.write();
+        if !catalog.models.contains_key(name) {
+            return Err(ServiceError::not_found(format!("unknown model `{name}`")));
         }
+        let users: Vec<String> = catalog
+            .models
+            .iter()
+            .filter(|(_, slot)| matches!(slot, Slot::Ready(served) if calls(served, name)))
+            .map(|(user, _)| user.clone())
+            .collect();
+        if !users.is_empty() && !with_users {
+            return Err(ServiceError::conflict(format!(
+                "model `{name}` is called by {} still serving ({}); unload those first, or \
+                 send {{\"parameters\": {{\"unload_users\": true}}}} to unload them with it",
+                if users.len() == 1 {
+                    "a hierarchy"
+                } else {
+                    "hierarchies"
+                },
+                users.join(", ")
+            )));
+        }
+        for unloaded in users.iter().map(String::as_str).chain([name]) {
+            catalog.models.insert(unloaded.to_string(), Slot::Unloaded);
+        }
+        Ok(users)
+    }
+
+    /// The models serving now.
+    fn serving(&self) -> Models {
+        self.read()
+            .models
+            .iter()
+            .filter_map(|(name, slot)| match slot {
+                Slot::Ready(served) => Some((name.clone(), served.clone())),
+                Slot::Unloaded => None,
+            })
+            .collect()
     }
 
     // A panic while holding the lock cannot leave the map half-written (each
     // update is one insert), so a poisoned lock is still good to use.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Models> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
         self.models.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Models> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
         self.models.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// True when `model` calls `name`, directly or through its members.
+fn calls(model: &Served, name: &str) -> bool {
+    model
+        .members()
+        .iter()
+        .any(|m| m.name == name || calls(m, name))
 }

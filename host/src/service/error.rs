@@ -33,6 +33,16 @@ impl ServiceError {
         Self::new(ErrorKind::NotFound, message)
     }
 
+    /// Conflicts with what is serving.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    /// A fault of the host itself.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
     /// Not now: retry.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)

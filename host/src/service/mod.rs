@@ -111,9 +111,11 @@ impl InferenceService {
         result
     }
 
-    /// Stops serving `name`; requests running on it finish.
-    pub fn unload(&self, name: &str) -> Result<(), ServiceError> {
-        self.catalog.unload(name)
+    /// Stops serving `name`; requests running on it finish. Refused while a
+    /// served hierarchy calls it, unless `with_users`, which unloads those
+    /// too; returns the hierarchies unloaded with it.
+    pub fn unload(&self, name: &str, with_users: bool) -> Result<Vec<String>, ServiceError> {
+        self.catalog.unload(name, with_users)
     }
 
     /// The statistics of `name`, kept across reloads.

@@ -1,0 +1,184 @@
+//! Model lifecycle through the repository API: a reload of a node reaches
+//! every hierarchy that calls it (directly or through another) with no
+//! failed request, a hierarchy's reload starts no node twice, and unloading
+//! a node that served hierarchies still call is refused unless they go too.
+//! One test, on one server: the live-instance gauge is process-wide.
+
+use aimass::server::Limits;
+use aimass_tests::TestServer;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+fn request() -> Value {
+    json!({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1.0, 1.0, 1.0, 1.0]}]})
+}
+
+fn first_value(answer: &Value) -> f64 {
+    answer["outputs"][0]["data"][0].as_f64().expect("y[0]")
+}
+
+/// `aimass_node_instances{node="NODE"}` from `/metrics`.
+async fn live_instances(server: &TestServer, node: &str) -> f64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("aimass_node_instances{{node=\"{node}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics"))
+}
+
+/// Waits until the gauge reads `want`: instances of a replaced pool go
+/// once the last request holding it finishes.
+async fn wait_for_instances(server: &TestServer, node: &str, want: f64) {
+    for _ in 0..100 {
+        if live_instances(server, node).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "`{node}` has {} live instances, expected {want}",
+        live_instances(server, node).await
+    );
+}
+
+fn set_scale(config: &std::path::Path, from: f64, to: f64) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let old = format!("params = {{ scale = {from:?}, features = 4 }}");
+    assert!(text.contains(&old), "{old} not in the config");
+    let new = format!("params = {{ scale = {to:?}, features = 4 }}");
+    std::fs::write(config, text.replacen(&old, &new, 1)).unwrap();
+}
+
+async fn post(server: &TestServer, path: &str, body: Option<Value>) -> (u16, Value) {
+    match body {
+        Some(body) => server.post_json(path, &body).await,
+        None => {
+            let response = server.client.post(server.url(path)).send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_reaches_every_hierarchy_and_unload_respects_users() {
+    let server = TestServer::start_config("configs/lifecycle.toml", Limits::default()).await;
+    assert_eq!(live_instances(&server, "lc-scale").await, 1.0);
+
+    // Clients on the node and on both hierarchies, all through the reloads.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for model in ["lc-scale", "lc-twice", "lc-four-times"] {
+        let client = server.client.clone();
+        let url = server.url(&format!("/v2/models/{model}/infer"));
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let (mut failures, mut seen) = (Vec::new(), Vec::<f64>::new());
+            while !stop.load(Ordering::Relaxed) {
+                match client.post(&url).body(request().to_string()).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        let y = first_value(&r.json::<Value>().await.unwrap());
+                        if seen.last() != Some(&y) {
+                            seen.push(y);
+                        }
+                    }
+                    Ok(r) => failures.push(format!("{}: {}", r.status(), r.text().await.unwrap())),
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            (failures, seen)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    set_scale(&server.config, 2.0, 3.0);
+    let (status, body) = post(&server, "/v2/repository/models/lc-scale/load", None).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The hierarchy reloaded alone: rebuilt around the running node.
+    let (status, body) = post(&server, "/v2/repository/models/lc-twice/load", None).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    for (client, scale) in clients.into_iter().zip([1, 2, 4]) {
+        let (failures, seen) = client.await.unwrap();
+        assert!(failures.is_empty(), "failed during reloads: {failures:?}");
+        // Before: 2^k; after: 3^k, and never the old answer after the new.
+        let (before, after) = (2f64.powi(scale), 3f64.powi(scale));
+        assert_eq!(seen, vec![before, after], "x{scale}");
+    }
+    for (model, want) in [
+        ("lc-scale", 3.0),
+        ("lc-twice", 9.0),
+        ("lc-four-times", 81.0),
+    ] {
+        let (status, answer) = server
+            .post_json(&format!("/v2/models/{model}/infer"), &request())
+            .await;
+        assert_eq!((status, first_value(&answer)), (200, want), "{model}");
+    }
+    // One pool of `lc-scale` is left: the old one went with its last
+    // request, and the hierarchy's reload started none.
+    wait_for_instances(&server, "lc-scale", 1.0).await;
+    assert_eq!(live_instances(&server, "lc-other").await, 1.0);
+
+    // Unloading a node that served hierarchies call is refused, naming
+    // them, unless they go too. (One test: the gauge is process-wide.)
+    let unload = "/v2/repository/models/lc-scale/unload";
+    let (status, body) = post(&server, unload, None).await;
+    assert_eq!(status, 409, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("lc-four-times, lc-twice") && error.contains("unload_users"),
+        "{error}"
+    );
+    let infer = |model: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .post_json(&format!("/v2/models/{model}/infer"), &request())
+                .await
+                .0
+        }
+    };
+    assert_eq!(infer("lc-four-times").await, 200);
+
+    let (status, body) = post(
+        &server,
+        unload,
+        Some(json!({"parameters": {"unload_users": "yes"}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(
+        &server,
+        unload,
+        Some(json!({"parameters": {"unload_users": true}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for model in ["lc-scale", "lc-twice", "lc-four-times"] {
+        assert_eq!(infer(model).await, 503, "{model}");
+    }
+    assert_eq!(infer("lc-other").await, 200);
+
+    // Loading the outer hierarchy starts what it calls that is not serving.
+    let (status, body) = post(&server, "/v2/repository/models/lc-four-times/load", None).await;
+    assert_eq!(status, 200, "{body}");
+    for model in ["lc-scale", "lc-twice", "lc-four-times"] {
+        assert_eq!(infer(model).await, 200, "{model}");
+    }
+    server.stop().await.unwrap();
+}
