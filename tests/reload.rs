@@ -266,3 +266,63 @@ async fn unload_load_and_their_errors() {
     );
     server.stop().await.unwrap();
 }
+
+/// Waits until `scale` answers with `want`, or fails after 10 s.
+async fn until_scale(server: &TestServer, want: f64) {
+    for _ in 0..200 {
+        let (status, answer) = server
+            .post_json("/v2/models/scale/infer", &scale_request())
+            .await;
+        if status == 200 && factor(&answer) == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("`scale` never answered with factor {want}");
+}
+
+/// `scale` answers with `want` now and for the next `polls` polls.
+async fn stays_scale(server: &TestServer, want: f64, polls: u32) {
+    for _ in 0..polls {
+        let (status, answer) = server
+            .post_json("/v2/models/scale/infer", &scale_request())
+            .await;
+        assert_eq!((status, factor(&answer)), (200, want));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reloads_a_changed_model_and_keeps_serving_through_broken_ones() {
+    let server = TestServer::start_watching("configs/serve.toml", Duration::from_millis(50)).await;
+    let plugin = server.config.with_file_name("scaler.wasm");
+    std::fs::copy(aimass_tests_plugin(), &plugin).unwrap();
+    let text = std::fs::read_to_string(&server.config).unwrap();
+    std::fs::write(
+        &server.config,
+        text.replace(aimass_tests_plugin(), &plugin.display().to_string()),
+    )
+    .unwrap();
+    // The plugin's path changed: every node of `scaler` reloads, same answers.
+    stays_scale(&server, 2.0, 3).await;
+
+    set_scale(&server.config, 2.0, 3.0);
+    until_scale(&server, 3.0).await;
+
+    // A broken plugin file is refused; the old `scale` keeps serving.
+    std::fs::write(&plugin, b"not wasm").unwrap();
+    set_scale(&server.config, 3.0, 4.0);
+    stays_scale(&server, 3.0, 8).await;
+    // Repaired, it is loaded with the new params.
+    std::fs::copy(aimass_tests_plugin(), &plugin).unwrap();
+    until_scale(&server, 4.0).await;
+
+    // A config that is not even TOML changes nothing; fixed, it loads.
+    let good = std::fs::read_to_string(&server.config).unwrap();
+    std::fs::write(&server.config, format!("{good}\n[nodes.scale\n")).unwrap();
+    stays_scale(&server, 4.0, 5).await;
+    std::fs::write(&server.config, &good).unwrap();
+    set_scale(&server.config, 4.0, 5.0);
+    until_scale(&server, 5.0).await;
+    server.stop().await.unwrap();
+}

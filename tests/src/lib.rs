@@ -201,12 +201,30 @@ impl TestServer {
         limits: aimass::server::Limits,
         admin_token: aimass::server::AdminToken,
     ) -> TestServer {
+        Self::start_with(relative, limits, admin_token, None).await
+    }
+
+    /// Serves the config at `relative` polling it (and its files) every
+    /// `every` for changes, as `aimass serve --watch` does.
+    pub async fn start_watching(relative: &str, every: std::time::Duration) -> TestServer {
+        let limits = aimass::server::Limits::default();
+        let token = aimass::server::AdminToken::none();
+        Self::start_with(relative, limits, token, Some(every)).await
+    }
+
+    async fn start_with(
+        relative: &str,
+        limits: aimass::server::Limits,
+        admin_token: aimass::server::AdminToken,
+        watch: Option<std::time::Duration>,
+    ) -> TestServer {
         let config = write_config(relative);
         let server = aimass::server::Server::bind(aimass::server::ServeOptions {
             config: config.clone(),
             listen: "127.0.0.1:0".parse().expect("address"),
             limits,
             admin_token,
+            watch,
         })
         .await
         .expect("bind");

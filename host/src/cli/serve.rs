@@ -62,6 +62,14 @@ pub struct ServeArgs {
     /// environment).
     #[arg(long, env = "AIMASS_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<std::path::PathBuf>,
+    /// Poll the config file and the files it names, and reload a model
+    /// whose section or files changed (a broken change is logged and the
+    /// old model keeps serving).
+    #[arg(long, env = "AIMASS_WATCH")]
+    pub watch: bool,
+    /// How often `--watch` polls, in milliseconds.
+    #[arg(long, env = "AIMASS_WATCH_INTERVAL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(50..=3_600_000))]
+    pub watch_interval_ms: u64,
 }
 
 impl ServeArgs {
@@ -120,6 +128,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let server = Server::bind(ServeOptions {
         limits: args.limits(),
         admin_token: args.admin_token()?,
+        watch: args
+            .watch
+            .then(|| Duration::from_millis(args.watch_interval_ms)),
         config: args.config,
         listen,
     })

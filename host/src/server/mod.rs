@@ -46,6 +46,9 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// What management calls need.
     pub admin_token: AdminToken,
+    /// Poll the config and its files this often and reload what changed
+    /// (`--watch`); `None` loads only through the repository API.
+    pub watch: Option<std::time::Duration>,
 }
 
 /// Why the server stopped with an error.
@@ -72,6 +75,7 @@ pub enum ServeError {
 pub struct Server {
     listener: TcpListener,
     state: Arc<ServerState>,
+    watch: Option<std::time::Duration>,
 }
 
 impl Server {
@@ -88,6 +92,7 @@ impl Server {
         crate::metrics::install();
         Ok(Server {
             listener,
+            watch: options.watch,
             state: Arc::new(ServerState::new(
                 options.config,
                 options.limits,
@@ -114,9 +119,12 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let state = self.state.clone();
+        let watch = self.watch;
         let (failed, load_failure) = tokio::sync::oneshot::channel::<ConfigErrors>();
         let loader = state.clone();
-        tokio::spawn(
+        // Loads the config, then watches it when asked to; stopped with the
+        // server.
+        let loading = tokio::spawn(
             async move {
                 match Repository::open(loader.service.config()).await {
                     Ok(repository) => {
@@ -127,6 +135,13 @@ impl Server {
                             loader.service.config().display(),
                             loader.started.elapsed().as_millis()
                         );
+                        if let Some(every) = watch {
+                            tracing::info!(
+                                "--watch: polling the config and its files every {} ms",
+                                every.as_millis()
+                            );
+                            crate::service::watch(&loader.service, every).await;
+                        }
                     }
                     Err(errors) => {
                         let _ = failed.send(errors);
@@ -155,9 +170,9 @@ impl Server {
             max_connections: state.limits.max_connections,
             header_timeout: state.limits.header_timeout,
         };
-        listener::serve(self.listener, router(state.clone()), connections, stop)
-            .await
-            .map_err(ServeError::Serve)?;
+        let served = listener::serve(self.listener, router(state.clone()), connections, stop).await;
+        loading.abort();
+        served.map_err(ServeError::Serve)?;
         let failed = failure.lock().ok().and_then(|mut slot| slot.take());
         match failed {
             Some(errors) => Err(ServeError::Config(errors)),

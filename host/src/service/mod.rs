@@ -9,12 +9,14 @@ mod catalog;
 mod error;
 mod request;
 mod stats;
+mod watch;
 
 pub use catalog::IndexEntry;
 pub use error::ServiceError;
 pub use request::{InferRequest, InferResponse};
 pub(crate) use request::{check_inputs, check_outputs, flag};
 pub use stats::{ModelStats, Phases};
+pub use watch::watch;
 
 use crate::error_kind::ErrorKind;
 use crate::graph::{Request, Served};
