@@ -182,3 +182,177 @@ async fn reload_reaches_every_hierarchy_and_unload_respects_users() {
     }
     server.stop().await.unwrap();
 }
+
+/// The answer of `path` (`/v2/models/...`): status, first value, version.
+async fn answer(server: &TestServer, path: &str) -> (u16, f64, String) {
+    let (status, body) = server.post_json(path, &request()).await;
+    if status != 200 {
+        return (
+            status,
+            f64::NAN,
+            body["error"].as_str().unwrap_or("").to_string(),
+        );
+    }
+    let version = body["model_version"].as_str().unwrap_or("").to_string();
+    (status, first_value(&body), version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_are_served_by_policy_addressed_by_path_and_followed_by_hierarchies() {
+    let server = TestServer::start_config("configs/versions.toml", Limits::default()).await;
+    let infer = |path: &str| format!("/v2/models/{path}/infer");
+    assert_eq!(
+        answer(&server, &infer("vs-scale")).await,
+        (200, 3.0, "3".into())
+    );
+    assert_eq!(
+        answer(&server, &infer("vs-scale/versions/2")).await,
+        (200, 2.0, "2".into())
+    );
+    let (status, _, error) = answer(&server, &infer("vs-scale/versions/1")).await;
+    assert_eq!(status, 404);
+    assert!(
+        error.contains("version 1 is not served") && error.contains("2, 3"),
+        "{error}"
+    );
+    let (status, _, error) = answer(&server, &infer("vs-scale/versions/9")).await;
+    assert_eq!(status, 404);
+    assert!(error.contains("has no version `9`"), "{error}");
+    assert_eq!(answer(&server, &infer("vs-follow")).await.1, 3.0);
+    assert_eq!(answer(&server, &infer("vs-pinned")).await.1, 2.0);
+
+    let metadata: Value = server
+        .client
+        .get(server.url("/v2/models/vs-scale"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["name"], "vs-scale");
+    assert_eq!(metadata["versions"], json!(["2", "3"]));
+    let (status, index) = server.post_json("/v2/repository/index", &json!({})).await;
+    assert_eq!(status, 200);
+    let versions: Vec<&str> = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "vs-scale")
+        .map(|e| e["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["2", "3"]);
+    let (status, stats) = server
+        .client
+        .get(server.url("/v2/models/vs-scale/versions/2/stats"))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 200);
+    let stats: Value = stats.json().await.unwrap();
+    assert_eq!(stats["model_stats"][0]["version"], "2");
+    assert_eq!(stats["model_stats"][0]["name"], "vs-scale");
+
+    // The policy changes to version 1 alone: loading the model applies it,
+    // and the hierarchy following the default moves with it.
+    let text = std::fs::read_to_string(&server.config).unwrap();
+    std::fs::write(&server.config, text.replace("latest = 2", "specific = [1]")).unwrap();
+    let (status, body) = post(&server, "/v2/repository/models/vs-scale/load", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        answer(&server, &infer("vs-scale")).await,
+        (200, 1.0, "1".into())
+    );
+    assert_eq!(answer(&server, &infer("vs-scale/versions/3")).await.0, 404);
+    assert_eq!(answer(&server, &infer("vs-follow")).await.1, 1.0);
+    // A hierarchy pinning a version the policy dropped keeps it running.
+    assert_eq!(answer(&server, &infer("vs-pinned")).await.1, 2.0);
+    server.stop().await.unwrap();
+}
+
+/// Sends `x` to `model` until its rollout's state starts with `until`;
+/// returns the versions that answered (status, version) in order of first
+/// appearance, and the final state.
+async fn drive_rollout(
+    server: &TestServer,
+    model: &str,
+    x: f64,
+    until: &str,
+) -> (Vec<(u16, String)>, Value) {
+    let body =
+        json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [x, 2.0]}]});
+    let mut seen: Vec<(u16, String)> = Vec::new();
+    for _ in 0..2000 {
+        let (status, answer) = server
+            .post_json(&format!("/v2/models/{model}/infer"), &body)
+            .await;
+        let version = answer["model_version"].as_str().unwrap_or("").to_string();
+        if !seen.contains(&(status, version.clone())) {
+            seen.push((status, version));
+        }
+        let (_, config) = server.get_json(&format!("/v2/models/{model}/config")).await;
+        let state = config["rollout"]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if state.starts_with(until) {
+            return (seen, config["rollout"].clone());
+        }
+    }
+    panic!("the rollout of `{model}` never reached `{until}`; answers: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_version_is_promoted_and_a_bad_one_rolled_back_by_the_host() {
+    let server = TestServer::start_config("configs/rollout.toml", Limits::default()).await;
+    let (_, metadata) = server.get_json("/v2/models/ro-good").await;
+    assert_eq!(metadata["versions"], json!(["1", "2"]));
+
+    // Both versions answer during the steps; version 2 alone once promoted.
+    let (seen, status) = drive_rollout(&server, "ro-good", 1.0, "promoted").await;
+    assert!(seen.contains(&(200, "1".into())), "{seen:?}");
+    assert!(seen.contains(&(200, "2".into())), "{seen:?}");
+    assert!(seen.iter().all(|(s, _)| *s == 200), "{seen:?}");
+    assert_eq!(status["share_to"], 1.0);
+    for _ in 0..20 {
+        assert_eq!(
+            answer(&server, "/v2/models/ro-good/infer").await.2,
+            "2",
+            "promoted: every request to version 2"
+        );
+    }
+
+    // Version 2 refuses what version 1 answers: rolled back at once.
+    let (seen, status) = drive_rollout(&server, "ro-bad", -1.0, "rolled back").await;
+    assert!(seen.contains(&(400, String::new())), "{seen:?}");
+    let reason = status["state"].as_str().unwrap();
+    assert!(
+        reason.contains("error rate 100.0% against 0.0% for version 1"),
+        "{reason}"
+    );
+    assert_eq!(status["share_to"], 0.0);
+    let body = json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [-1.0, 2.0]}]});
+    for _ in 0..20 {
+        let (code, answer) = server.post_json("/v2/models/ro-bad/infer", &body).await;
+        assert_eq!((code, answer["model_version"].as_str()), (200, Some("1")));
+    }
+
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "aimass_rollout_events_total{model=\"ro-good\",event=\"promoted\"} 1",
+        "aimass_rollout_events_total{model=\"ro-bad\",event=\"rolled_back\"} 1",
+        "aimass_rollout_share{model=\"ro-bad\"} 0",
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in /metrics");
+    }
+    server.stop().await.unwrap();
+}

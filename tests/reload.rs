@@ -157,7 +157,7 @@ async fn unload_load_and_their_errors() {
     assert_eq!(status, 503);
     assert_eq!(
         error["error"],
-        "model `scale` is unloaded; load it with POST /v2/repository/models/scale/load"
+        "model `scale` version 1 is unloaded; load it with POST /v2/repository/models/scale/load"
     );
     assert_eq!(server.get_json("/v2/models/scale/ready").await.0, 503);
     let (_, index) = server.post_json("/v2/repository/index", &json!({})).await;

@@ -40,6 +40,11 @@ pub const BATCH_QUEUE_DEPTH: &str = "aimass_batch_queue_depth";
 /// Requests whose copy a shadow hierarchy did not send (its slots were busy).
 pub const SHADOW_DROPPED: &str = "aimass_shadow_dropped_total";
 
+/// The share of a model's requests its rollout sends to the new version.
+pub const ROLLOUT_SHARE: &str = "aimass_rollout_share";
+/// A rollout's moves, by what happened (`step`, `promoted`, `rolled_back`).
+pub const ROLLOUT_EVENTS: &str = "aimass_rollout_events_total";
+
 /// The label for a model name the config does not have: names clients send
 /// never become metric series of their own.
 pub const UNKNOWN_MODEL: &str = "(unknown)";
@@ -196,6 +201,13 @@ impl BatchMetrics {
 /// A request whose shadow copy was not sent.
 pub fn shadow_dropped(shadow: &str) {
     counter!(SHADOW_DROPPED, "shadow" => shadow.to_string()).increment(1);
+}
+
+/// A rollout of `model` moved: `to_share` of its requests now go to the
+/// new version.
+pub fn rollout(model: &str, to_share: f64, event: &'static str) {
+    gauge!(ROLLOUT_SHARE, "model" => model.to_string()).set(to_share);
+    counter!(ROLLOUT_EVENTS, "model" => model.to_string(), "event" => event).increment(1);
 }
 
 /// A model load through the repository API.

@@ -2,7 +2,9 @@
 //! plugins, the graph registry, a warm pool per node and every hierarchy.
 //! `aimass check`, `serve` and `eval` all start here.
 
-use crate::config::{ConfigError, ConfigErrors, ConfigFile, IsolationConfig, ParamConfig};
+use crate::config::{
+    ConfigError, ConfigErrors, ConfigFile, IsolationConfig, ParamConfig, Versions,
+};
 use crate::graph::{
     HierarchyOrder, Models, Served, build_models, check_references, model_closure, model_users,
 };
@@ -154,17 +156,29 @@ impl Repository {
                 let users = model_users(&file, model)
                     .into_iter()
                     .filter(|u| serving.contains_key(u));
-                let rebuilt = fresh.iter().cloned().chain(users).collect();
+                let rebuilt: BTreeSet<String> = fresh.iter().cloned().chain(users).collect();
                 (Some(fresh), Some(rebuilt))
             }
             None => (None, None),
         };
-        let starts = |name: &str| fresh.as_ref().is_none_or(|f| f.contains(name));
-        order.0.retain(|name| {
-            rebuilt
-                .as_ref()
-                .is_none_or(|r: &BTreeSet<String>| r.contains(name))
+        // A full start: what the version policies serve, and what that calls.
+        let versions = Versions::of(c);
+        let policy: BTreeSet<String> = versions
+            .served
+            .iter()
+            .filter_map(|key| model_closure(&file, key))
+            .flatten()
+            .collect();
+        let starts = |name: &str| match &fresh {
+            Some(f) => f.contains(name),
+            None => policy.contains(name),
+        };
+        order.0.retain(|name| match &rebuilt {
+            Some(r) => r.contains(name),
+            None => policy.contains(name),
         });
+        // A reload reads only the plugins and graphs its nodes use; a full
+        // start reads every one, so that a broken one is reported.
         let wanted = fresh.as_ref();
         let nodes_needed: BTreeMap<&String, &crate::config::NodeConfig> =
             c.nodes.iter().filter(|(name, _)| starts(name)).collect();

@@ -2,8 +2,10 @@
 //! the line and the key, and say what would fix them.
 
 mod types;
+mod versions;
 
 pub use types::*;
+pub use versions::{ROLLOUT_SUFFIX, Versions, check as check_versions, split_version};
 
 use std::fmt;
 use std::ops::Range;
@@ -38,10 +40,15 @@ impl ConfigFile {
     /// Parses `text` as if read from `path`.
     pub fn parse(path: &Path, text: String) -> Result<ConfigFile, ConfigErrors> {
         match toml::from_str::<Config>(&text) {
-            Ok(config) => Ok(ConfigFile {
+            Ok(mut config) => Ok(ConfigFile {
+                config: {
+                    for (model, rollout) in &mut config.rollouts {
+                        rollout.key = format!("{model}{ROLLOUT_SUFFIX}");
+                    }
+                    config
+                },
                 path: path.to_path_buf(),
                 text,
-                config,
             }),
             Err(e) => {
                 let line = e.span().map(|span| line_of(&text, span.start));

@@ -47,6 +47,106 @@ pub struct Config {
     /// A primary answers; a copy goes to a shadow that never affects it.
     #[serde(default)]
     pub shadow: BTreeMap<String, ShadowConfig>,
+    /// Which versions of a model are served (default: the latest one).
+    #[serde(default)]
+    pub versions: BTreeMap<String, VersionsConfig>,
+    /// A model's traffic moving from one version to another by steps,
+    /// promoted or rolled back by the host itself.
+    #[serde(default)]
+    pub rollouts: BTreeMap<String, RolloutConfig>,
+}
+
+/// A rollout of a model from version `from` to version `to`: `to` takes a
+/// growing share of the model's traffic (`steps`, in percent), each step
+/// held for `step_ms` and judged against `from` on live traffic; it is
+/// promoted after the last step, and rolled back the moment it breaks a
+/// bound.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// The version serving now.
+    pub from: u64,
+    /// The version rolled out.
+    pub to: u64,
+    /// Percent of traffic to `to` at each step, increasing; the last may
+    /// be 100.
+    #[serde(default = "default_rollout_steps")]
+    pub steps: Vec<f64>,
+    /// How long each step must stay within bounds, in milliseconds.
+    #[serde(default = "default_rollout_step_ms")]
+    pub step_ms: u64,
+    /// Requests `to` must answer in a step before it is judged.
+    #[serde(default = "default_rollout_min_requests")]
+    pub min_requests: u64,
+    /// How much `to`'s error rate may exceed `from`'s (0.01: one point).
+    #[serde(default = "default_rollout_error_rate")]
+    pub max_error_rate_increase: f64,
+    /// How many times `from`'s p99 latency `to`'s may be.
+    #[serde(default = "default_rollout_p99_ratio")]
+    pub max_p99_ratio: f64,
+    /// For classifiers (a `label` output): the least share of compared rows
+    /// on which `to` gives `from`'s label.
+    #[serde(default)]
+    pub min_agreement: Option<f64>,
+    /// The share of `to`'s requests also run on `from` to compare labels
+    /// (only with `min_agreement`).
+    #[serde(default = "default_rollout_compare_share")]
+    pub compare_share: f64,
+    /// The rollout's own key among the models (`NAME@rollout`), set when
+    /// the file is parsed.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub key: String,
+}
+
+fn default_rollout_steps() -> Vec<f64> {
+    vec![10.0, 50.0, 100.0]
+}
+fn default_rollout_step_ms() -> u64 {
+    60_000
+}
+fn default_rollout_min_requests() -> u64 {
+    50
+}
+fn default_rollout_error_rate() -> f64 {
+    0.01
+}
+fn default_rollout_p99_ratio() -> f64 {
+    2.0
+}
+fn default_rollout_compare_share() -> f64 {
+    0.1
+}
+
+impl Config {
+    /// Every node's and hierarchy's section key.
+    pub fn model_keys(&self) -> impl Iterator<Item = &String> {
+        self.nodes
+            .keys()
+            .chain(self.sequence.keys())
+            .chain(self.dag.keys())
+            .chain(self.ensemble.keys())
+            .chain(self.switch.keys())
+            .chain(self.cascade.keys())
+            .chain(self.splitter.keys())
+            .chain(self.shadow.keys())
+    }
+}
+
+/// A model's version policy (Triton's): set one of the three, or none for
+/// the latest version alone.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsConfig {
+    /// Serve the highest N versions.
+    #[serde(default)]
+    pub latest: Option<u32>,
+    /// Serve every version.
+    #[serde(default)]
+    pub all: bool,
+    /// Serve these versions.
+    #[serde(default)]
+    pub specific: Option<Vec<u64>>,
 }
 
 /// Engine-wide limits (every instance slot is sized for the largest plugin).

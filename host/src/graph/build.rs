@@ -5,8 +5,8 @@ use super::builder::{Builder, Models};
 use super::check::HierarchyOrder;
 use super::model::Served;
 use super::refs::{Section, sections};
-use super::{batching, cascade, dag, ensemble, sequence, shadow, splitter, switch};
-use crate::config::{ConfigErrors, ConfigFile};
+use super::{batching, cascade, dag, ensemble, rollout, sequence, shadow, splitter, switch};
+use crate::config::{ConfigErrors, ConfigFile, Versions};
 use crate::runtime::NodePool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,10 +46,12 @@ pub fn build_models(
         })
         .collect();
     hierarchies.sort_by_key(|(at, _, _)| *at);
+    let versions = Versions::of(&file.config);
     for (_, name, section) in hierarchies {
         let b = Builder {
             file,
             models: &models,
+            versions: &versions,
         };
         let built = match section {
             Section::Sequence(h) => sequence::build(&b, name, h),
@@ -59,6 +61,7 @@ pub fn build_models(
             Section::Cascade(h) => cascade::build(&b, name, h),
             Section::Splitter(h) => splitter::build(&b, name, h),
             Section::Shadow(h) => shadow::build(&b, name, h),
+            Section::Rollout(h) => rollout::build(&b, name, h),
         };
         match built {
             Ok((signature, composition)) => {

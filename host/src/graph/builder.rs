@@ -5,7 +5,7 @@
 use super::member::Member;
 use super::model::Served;
 use super::refs::{ModelRef, member_ref};
-use crate::config::{ConfigError, ConfigFile, MemberRef};
+use crate::config::{ConfigError, ConfigFile, MemberRef, Versions};
 use crate::tensor::{Dtype, TensorSpec, compatible, shape_text};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -24,6 +24,8 @@ pub(super) fn describe(spec: &TensorSpec) -> String {
 pub(super) struct Builder<'a> {
     pub file: &'a ConfigFile,
     pub models: &'a Models,
+    /// How a name resolves to the version it means.
+    pub versions: &'a Versions,
 }
 
 impl Builder<'_> {
@@ -31,9 +33,11 @@ impl Builder<'_> {
         self.file.error(span, key, message)
     }
 
-    /// The model `r` names (checked to exist and built earlier).
+    /// The model `r` names (checked to exist and built earlier): the
+    /// version it pins, or the model's default version.
     pub fn model(&self, r: &ModelRef) -> Result<Arc<Served>, ConfigError> {
-        self.models.get(&r.name).cloned().ok_or_else(|| {
+        let key = self.versions.resolve(&r.name).unwrap_or(&r.name);
+        self.models.get(key).cloned().ok_or_else(|| {
             self.err(
                 r.span.clone(),
                 &r.key,

@@ -3,8 +3,8 @@
 //! Errors name the file, line and key.
 
 use super::refs::{ModelRef, Section, sections};
-use super::{batching, cascade, dag, ensemble, sequence, shadow, splitter, switch};
-use crate::config::{ConfigError, ConfigErrors, ConfigFile};
+use super::{batching, cascade, dag, ensemble, rollout, sequence, shadow, splitter, switch};
+use crate::config::{ConfigError, ConfigErrors, ConfigFile, Versions};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Hierarchy names, each after every hierarchy it uses.
@@ -50,12 +50,15 @@ pub fn model_users(file: &ConfigFile, model: &str) -> BTreeSet<String> {
     users
 }
 
-/// Every hierarchy with its section and the models it references directly.
+/// Every hierarchy with its section and the models it references directly,
+/// each reference resolved to the section key of the version it means (a
+/// plain name: the model's default version); an unknown one left as written.
 fn hierarchy_refs(file: &ConfigFile) -> BTreeMap<String, (Section<'_>, Vec<ModelRef>)> {
+    let versions = Versions::of(&file.config);
     sections(&file.config)
         .into_iter()
         .map(|(name, section)| {
-            let refs = match section {
+            let mut refs = match section {
                 Section::Sequence(h) => sequence::refs(name, h),
                 Section::Dag(h) => dag::refs(name, h),
                 Section::Ensemble(h) => ensemble::refs(name, h),
@@ -63,7 +66,13 @@ fn hierarchy_refs(file: &ConfigFile) -> BTreeMap<String, (Section<'_>, Vec<Model
                 Section::Cascade(h) => cascade::refs(name, h),
                 Section::Splitter(h) => splitter::refs(name, h),
                 Section::Shadow(h) => shadow::refs(name, h),
+                Section::Rollout(h) => rollout::refs(name, h),
             };
+            for r in &mut refs {
+                if let Some(key) = versions.resolve(&r.name) {
+                    r.name = key.clone();
+                }
+            }
             (name.clone(), (section, refs))
         })
         .collect()
@@ -80,6 +89,7 @@ fn check_sections(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
             Section::Cascade(h) => cascade::check(file, name, h, errors),
             Section::Splitter(h) => splitter::check(file, name, h, errors),
             Section::Shadow(h) => shadow::check(file, name, h, errors),
+            Section::Rollout(h) => rollout::check(file, name, h, errors),
         }
     }
 }
@@ -107,6 +117,7 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
         seen.insert(name, section);
     }
     let models: BTreeSet<&str> = seen.keys().copied().collect();
+    crate::config::check_versions(file, &mut errors);
     let listed = |set: &BTreeSet<&str>| set.iter().copied().collect::<Vec<_>>().join(", ");
 
     for (name, node) in &c.nodes {
@@ -210,7 +221,11 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
                     )
                     .fix(format!(
                         "define [nodes.{}] or a hierarchy of that name, or use one of: {}",
-                        r.name,
+                        if r.name.contains('@') {
+                            format!("\"{}\"", r.name)
+                        } else {
+                            r.name.clone()
+                        },
                         listed(&models)
                     )),
                 );

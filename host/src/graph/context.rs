@@ -28,6 +28,9 @@ pub struct Response {
     pub dropped: Vec<Dropped>,
     /// Each model's time and outcome, when asked for.
     pub trace: Vec<TraceEntry>,
+    /// The version that answered, when a rollout chose it (the first
+    /// rollout on the request's path).
+    pub version: Option<u64>,
 }
 
 /// A soft member that failed and was left out of the answer.
@@ -62,6 +65,7 @@ pub(super) struct Context {
     pub id: Option<String>,
     trace: Option<Mutex<Vec<TraceEntry>>>,
     dropped: Mutex<Vec<Dropped>>,
+    version: std::sync::OnceLock<u64>,
 }
 
 impl Context {
@@ -75,6 +79,7 @@ impl Context {
             id,
             trace: trace.then(|| Mutex::new(Vec::new())),
             dropped: Mutex::new(Vec::new()),
+            version: std::sync::OnceLock::new(),
         }
     }
 
@@ -95,6 +100,17 @@ impl Context {
         if let Ok(mut list) = self.dropped.lock() {
             list.push(dropped);
         }
+    }
+
+    /// A rollout chose `version` (only the first choice counts: the
+    /// outermost rollout chooses before its members run).
+    pub fn chose_version(&self, version: u64) {
+        let _ = self.version.set(version);
+    }
+
+    /// The version a rollout chose, if one did.
+    pub fn chosen_version(&self) -> Option<u64> {
+        self.version.get().copied()
     }
 
     /// The trace and the dropped members, once the request is done.

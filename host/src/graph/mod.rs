@@ -11,7 +11,7 @@
 //!   the config names models), `builder` (what every build checks);
 //! - one file per kind, holding its checks, its build and its run:
 //!   `sequence`, `dag`, `ensemble`, `switch`, `cascade`, `splitter`,
-//!   `shadow`;
+//!   `shadow`, and `rollout` (a model's traffic moving between versions);
 //! - `check` and `build`, which dispatch to the kinds.
 
 mod batching;
@@ -26,6 +26,7 @@ mod error;
 mod member;
 mod model;
 mod refs;
+mod rollout;
 mod sequence;
 mod shadow;
 mod splitter;

@@ -30,6 +30,8 @@ pub enum Kind {
     Splitter,
     /// Primary plus a shadow copy.
     Shadow,
+    /// A model's traffic moving from one version to another.
+    Rollout,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Cascade => "cascade",
             Kind::Splitter => "splitter",
             Kind::Shadow => "shadow",
+            Kind::Rollout => "rollout",
         }
     }
 }
@@ -55,6 +58,12 @@ pub(super) type Built = (Signature, Box<dyn Composition>);
 pub(super) trait Composition: Send + Sync {
     /// The models it calls directly.
     fn members(&self) -> Vec<Arc<Served>>;
+
+    /// Where it stands, for kinds that change while they serve (a
+    /// rollout's step and figures).
+    fn status(&self) -> Option<serde_json::Value> {
+        None
+    }
 
     /// Answers `inputs` for the hierarchy called `name`.
     fn run<'a>(
@@ -73,7 +82,8 @@ enum Body {
 
 /// A model clients can call: a node or a hierarchy.
 pub struct Served {
-    /// Its name.
+    /// Its section's key: the model's name, with `@N` for a version N > 1
+    /// (see [`Served::model_name`] and [`Served::version`]).
     pub name: String,
     /// Its kind.
     pub kind: Kind,
@@ -120,6 +130,16 @@ impl Served {
         self
     }
 
+    /// The model's name without its version (`m` for the section `m@2`).
+    pub fn model_name(&self) -> &str {
+        crate::config::split_version(&self.name).0
+    }
+
+    /// Its version: N for the section `m@N`, else 1.
+    pub fn version(&self) -> u64 {
+        crate::config::split_version(&self.name).1
+    }
+
     /// The batcher, when this model is a node that batches.
     pub fn batcher(&self) -> Option<&Arc<Batcher>> {
         match &self.body {
@@ -161,6 +181,14 @@ impl Served {
         }
     }
 
+    /// Where a hierarchy that changes while it serves stands (a rollout).
+    pub fn status(&self) -> Option<serde_json::Value> {
+        match &self.body {
+            Body::Node(..) => None,
+            Body::Hierarchy(composition) => composition.status(),
+        }
+    }
+
     /// The nodes and hierarchies this one calls directly.
     pub fn members(&self) -> Vec<Arc<Served>> {
         match &self.body {
@@ -178,6 +206,7 @@ impl Served {
             outputs,
             dropped,
             trace,
+            version: context.chosen_version(),
         })
     }
 

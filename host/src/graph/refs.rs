@@ -3,8 +3,8 @@
 
 use super::model::Kind;
 use crate::config::{
-    CascadeConfig, Config, DagConfig, EnsembleConfig, MemberRef, Ref, SequenceConfig, ShadowConfig,
-    SplitterConfig, SwitchConfig,
+    CascadeConfig, Config, DagConfig, EnsembleConfig, MemberRef, Ref, RolloutConfig,
+    SequenceConfig, ShadowConfig, SplitterConfig, SwitchConfig,
 };
 use std::ops::Range;
 use toml::Spanned;
@@ -46,6 +46,7 @@ pub(super) enum Section<'a> {
     Cascade(&'a CascadeConfig),
     Splitter(&'a SplitterConfig),
     Shadow(&'a ShadowConfig),
+    Rollout(&'a RolloutConfig),
 }
 
 impl Section<'_> {
@@ -58,6 +59,7 @@ impl Section<'_> {
             Section::Cascade(_) => Kind::Cascade,
             Section::Splitter(_) => Kind::Splitter,
             Section::Shadow(_) => Kind::Shadow,
+            Section::Rollout(_) => Kind::Rollout,
         }
     }
 
@@ -71,6 +73,7 @@ impl Section<'_> {
             Section::Cascade(h) => h.max_batch_rows,
             Section::Splitter(h) => h.max_batch_rows,
             Section::Shadow(h) => h.max_batch_rows,
+            Section::Rollout(_) => None,
         }
     }
 }
@@ -85,5 +88,6 @@ pub(super) fn sections(c: &Config) -> Vec<(&String, Section<'_>)> {
     all.extend(c.cascade.iter().map(|(n, h)| (n, Section::Cascade(h))));
     all.extend(c.splitter.iter().map(|(n, h)| (n, Section::Splitter(h))));
     all.extend(c.shadow.iter().map(|(n, h)| (n, Section::Shadow(h))));
+    all.extend(c.rollouts.values().map(|r| (&r.key, Section::Rollout(r))));
     all
 }

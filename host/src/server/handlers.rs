@@ -75,11 +75,11 @@ pub async fn ready(State(state): Shared) -> Response {
 
 /// `GET /v2/models` (KServe): the names of the models ready to serve.
 pub async fn list_models(State(state): Shared) -> Json<Value> {
-    let names: Vec<String> = state
+    let names: std::collections::BTreeSet<String> = state
         .service
         .ready_models()
         .iter()
-        .map(|m| m.name.clone())
+        .map(|m| m.model_name().to_string())
         .collect();
     Json(json!({ "models": names }))
 }
@@ -100,9 +100,15 @@ pub async fn model_metadata(
             })
             .collect()
     };
+    let name = model.model_name();
     Ok(Json(ModelMetadata {
-        name: model.name.clone(),
-        versions: vec!["1".into()],
+        name: name.to_string(),
+        versions: state
+            .service
+            .versions(name)
+            .iter()
+            .map(u64::to_string)
+            .collect(),
         platform: format!("aimass_{}", model.kind.name()),
         inputs: tensors(&model.signature.inputs),
         outputs: tensors(&model.signature.outputs),
@@ -126,7 +132,7 @@ pub async fn model_config(State(state): Shared, path: ModelPath) -> Result<Json<
     };
     let members: Vec<String> = model.members().iter().map(|m| m.name.clone()).collect();
     let mut config = json!({
-        "name": model.name,
+        "name": model.model_name(),
         "platform": format!("aimass_{}", model.kind.name()),
         "backend": "aimass",
         // Batches travel in the tensors' leading dimension, which the
@@ -146,6 +152,10 @@ pub async fn model_config(State(state): Shared, path: ModelPath) -> Result<Json<
             "preferred_batch_size": policy.preferred_batch_sizes,
             "default_queue_policy": { "max_queue_size": policy.max_queue_size },
         });
+    }
+    // Where a running rollout stands (aimass's own key).
+    if let Some(status) = model.status() {
+        config["rollout"] = status;
     }
     Ok(Json(config))
 }

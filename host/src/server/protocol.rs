@@ -114,7 +114,7 @@ pub struct ServerMetadata {
 pub struct ModelMetadata {
     /// The model.
     pub name: String,
-    /// The versions served (always `["1"]`: a reload replaces a model).
+    /// The versions ready to serve.
     pub versions: Vec<String>,
     /// `aimass_<kind>`, e.g. `aimass_cascade`.
     pub platform: String,

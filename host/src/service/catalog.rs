@@ -4,8 +4,8 @@
 //! unless its users go too).
 
 use super::error::ServiceError;
-use crate::config::ConfigFile;
-use crate::graph::{Models, Served, model_closure};
+use crate::config::{ConfigFile, Versions, split_version};
+use crate::graph::{Models, Served};
 use crate::repository::{Reload, Repository};
 use crate::runtime::Runtime;
 use serde::Serialize;
@@ -38,7 +38,10 @@ enum Slot {
 struct Entries {
     /// Set once the config's first load succeeded.
     runtime: Option<Arc<Runtime>>,
+    /// By section key: `m` for version 1 of `m`, `m@N` for version N.
     models: BTreeMap<String, Slot>,
+    /// The versions the config defines and serves, as last loaded.
+    versions: Versions,
 }
 
 /// The models by name, and the config file a reload reads.
@@ -66,6 +69,7 @@ impl Catalog {
     pub fn install(&self, repository: Repository) {
         let mut catalog = self.write();
         catalog.runtime = Some(repository.runtime.clone());
+        catalog.versions = Versions::of(&repository.file.config);
         catalog.models = repository
             .models
             .into_iter()
@@ -77,11 +81,13 @@ impl Catalog {
         self.read().runtime.is_some()
     }
 
+    /// True when the config has a model (or version) called `name`.
     pub fn contains(&self, name: &str) -> bool {
-        self.read().models.contains_key(name)
+        self.read().versions.resolve(name).is_some()
     }
 
-    /// The model `name` (at `version`, when given), ready to run.
+    /// The model `name` at `version`, or at its default version (the
+    /// highest served), ready to run.
     pub fn model(&self, name: &str, version: Option<&str>) -> Result<Arc<Served>, ServiceError> {
         let catalog = self.read();
         if catalog.runtime.is_none() {
@@ -89,26 +95,58 @@ impl Catalog {
                 "the server is not ready: it is still loading its models",
             ));
         }
-        let served = match catalog.models.get(name) {
-            Some(Slot::Ready(served)) => served.clone(),
-            Some(Slot::Unloaded) => {
-                return Err(ServiceError::unavailable(format!(
-                    "model `{name}` is unloaded; load it with POST /v2/repository/models/{name}/load"
-                )));
-            }
-            None => {
-                let names: Vec<&str> = catalog.models.keys().map(String::as_str).collect();
-                return Err(ServiceError::not_found(format!(
-                    "unknown model `{name}` (served: {})",
-                    names.join(", ")
-                )));
+        let versions = &catalog.versions;
+        let serves = |base: &str| {
+            let served: Vec<String> = versions
+                .served_versions(base)
+                .iter()
+                .map(u64::to_string)
+                .collect();
+            if served.is_empty() {
+                "it serves no version".to_string()
+            } else {
+                format!("it serves version {}", served.join(", "))
             }
         };
-        match version {
-            None | Some("1") => Ok(served),
-            Some(other) => Err(ServiceError::not_found(format!(
-                "model `{name}` has no version `{other}` (it serves version 1)"
+        let key = match version {
+            None => versions
+                .resolve(name)
+                .ok_or_else(|| ServiceError::not_found(unknown(name, versions)))?,
+            Some(v) => {
+                if !versions.defined.contains_key(name) {
+                    return Err(ServiceError::not_found(unknown(name, versions)));
+                }
+                let key = v.parse::<u64>().ok().and_then(|n| versions.key(name, n));
+                key.ok_or_else(|| {
+                    ServiceError::not_found(format!(
+                        "model `{name}` has no version `{v}` ({})",
+                        serves(name)
+                    ))
+                })?
+            }
+        };
+        let (base, number) = split_version(key);
+        match catalog.models.get(key) {
+            Some(Slot::Ready(served)) => Ok(served.clone()),
+            Some(Slot::Unloaded) if versions.served.contains(key) => {
+                Err(ServiceError::unavailable(format!(
+                    "model `{base}` version {number} is unloaded; load it with \
+                 POST /v2/repository/models/{base}/load"
+                )))
+            }
+            _ => Err(ServiceError::not_found(format!(
+                "model `{base}` version {number} is not served: its version policy ([versions.{base}]) \
+                 leaves it out ({})",
+                serves(base)
             ))),
+        }
+    }
+
+    /// The model at section `key`, when it is ready.
+    pub fn by_key(&self, key: &str) -> Option<Arc<Served>> {
+        match self.read().models.get(key) {
+            Some(Slot::Ready(served)) => Some(served.clone()),
+            _ => None,
         }
     }
 
@@ -123,32 +161,52 @@ impl Catalog {
             .collect()
     }
 
+    /// The versions of `name` ready to serve, in order.
+    pub fn ready_versions(&self, name: &str) -> Vec<u64> {
+        let catalog = self.read();
+        let Some(defined) = catalog.versions.defined.get(name) else {
+            return Vec::new();
+        };
+        defined
+            .iter()
+            .filter(|(_, key)| matches!(catalog.models.get(*key), Some(Slot::Ready(_))))
+            .map(|(v, _)| *v)
+            .collect()
+    }
+
     pub fn index(&self, ready_only: bool) -> Vec<IndexEntry> {
         self.read()
             .models
             .iter()
             .filter(|(_, slot)| !ready_only || matches!(slot, Slot::Ready(_)))
-            .map(|(name, slot)| IndexEntry {
-                name: name.clone(),
-                version: "1".into(),
-                state: match slot {
-                    Slot::Ready(_) => "READY",
-                    Slot::Unloaded => "UNAVAILABLE",
-                },
-                reason: match slot {
-                    Slot::Ready(_) => String::new(),
-                    Slot::Unloaded => "unloaded".into(),
-                },
+            // A rollout answers for its model; its versions are listed.
+            .filter(|(key, _)| split_version(key).1 != 0)
+            .map(|(key, slot)| {
+                let (name, version) = split_version(key);
+                IndexEntry {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                    state: match slot {
+                        Slot::Ready(_) => "READY",
+                        Slot::Unloaded => "UNAVAILABLE",
+                    },
+                    reason: match slot {
+                        Slot::Ready(_) => String::new(),
+                        Slot::Unloaded => "unloaded".into(),
+                    },
+                }
             })
             .collect()
     }
 
-    /// Re-reads the config file and starts `name` afresh from it (a node's
-    /// plugin and graphs read from disk again), rebuilds every served
+    /// Re-reads the config file and starts `name` afresh from it: each
+    /// version its policy serves (or the one version `name@N` names), a
+    /// node's plugin and graphs read from disk again; rebuilds every served
     /// hierarchy that calls it around the new one, and swaps them all in.
-    /// Requests already running finish on the old ones; the next ones get
-    /// the new ones. Any error leaves the old ones serving. The work runs
-    /// on a blocking thread, so serving keeps its async workers.
+    /// Versions the policy no longer serves are unloaded. Requests already
+    /// running finish on the old ones; the next ones get the new ones. An
+    /// error leaves the old ones serving. The work runs on a blocking
+    /// thread, so serving keeps its async workers.
     pub async fn load(&self, name: &str) -> Result<Duration, ServiceError> {
         let started = Instant::now();
         let runtime =
@@ -157,15 +215,61 @@ impl Catalog {
             })?;
         let file = ConfigFile::load(&self.config)
             .map_err(|e| ServiceError::client(format!("cannot load `{name}`: {e}")))?;
-        if model_closure(&file, name).is_none() {
+        let versions = Versions::of(&file.config);
+        let (base, keys): (&str, Vec<String>) = if versions.defined.contains_key(name) {
+            let keys = versions.served_versions(name);
+            let keys = keys.iter().filter_map(|&v| versions.key(name, v)).cloned();
+            (name, keys.collect())
+        } else if let Some(key) = versions.resolve(name) {
+            (split_version(key).0, vec![key.clone()])
+        } else {
             return Err(ServiceError::not_found(format!(
                 "{} has no model `{name}`; add it as a node or a hierarchy",
                 self.config.display()
             )));
+        };
+        if keys.is_empty() {
+            return Err(ServiceError::client(format!(
+                "cannot load `{name}`: its version policy ([versions.{name}]) serves no version"
+            )));
         }
         let _one_at_a_time = self.loading.lock().await;
+        // The default (highest) version last: hierarchies calling `base`
+        // are rebuilt around it.
+        for key in &keys {
+            self.start(&file, &runtime, key).await.map_err(|e| {
+                ServiceError::client(format!("cannot load `{name}`: {}", e.message))
+            })?;
+        }
+        let mut catalog = self.write();
+        if versions.defined.contains_key(name) {
+            let dropped: Vec<String> = catalog
+                .models
+                .keys()
+                .filter(|key| split_version(key).0 == base && !keys.contains(*key))
+                .cloned()
+                .collect();
+            for key in dropped {
+                catalog.models.insert(key, Slot::Unloaded);
+            }
+        }
+        catalog.versions.take_model(base, &versions);
+        Ok(started.elapsed())
+    }
+
+    /// Starts the model at section `key` around the models serving now, on
+    /// a blocking thread, and swaps it and its rebuilt users in.
+    async fn start(
+        &self,
+        file: &ConfigFile,
+        runtime: &Arc<Runtime>,
+        key: &str,
+    ) -> Result<(), ServiceError> {
         let serving = self.serving();
-        let model = name.to_string();
+        // Parsed again rather than cloned: the same text, the same result.
+        let file = ConfigFile::parse(&file.path, file.text.clone())
+            .map_err(|e| ServiceError::client(e.to_string()))?;
+        let (runtime, model) = (runtime.clone(), key.to_string());
         let handle = tokio::runtime::Handle::current();
         let built = tokio::task::spawn_blocking(move || {
             handle.block_on(Repository::start_with(
@@ -178,34 +282,49 @@ impl Catalog {
             ))
         })
         .await
-        .map_err(|e| {
-            ServiceError::internal(format!("cannot load `{name}`: the loader failed: {e}"))
-        })?
-        .map_err(|e| ServiceError::client(format!("cannot load `{name}`: {e}")))?;
-        if !built.models.contains_key(name) {
-            return Err(ServiceError::client(format!(
-                "cannot load `{name}`: it was not built"
-            )));
+        .map_err(|e| ServiceError::internal(format!("the loader failed: {e}")))?
+        .map_err(|e| ServiceError::client(e.to_string()))?;
+        if !built.models.contains_key(key) {
+            return Err(ServiceError::client(format!("`{key}` was not built")));
         }
         let mut catalog = self.write();
-        for (built_name, served) in built.models {
-            catalog.models.insert(built_name, Slot::Ready(served));
+        for (built_key, served) in built.models {
+            catalog.models.insert(built_key, Slot::Ready(served));
         }
-        Ok(started.elapsed())
+        Ok(())
     }
 
-    /// Stops serving `name`; requests running on it finish. Refused while a
-    /// served hierarchy calls it, unless `with_users`, which unloads those
-    /// hierarchies too.
+    /// Stops serving `name` (every version, or the one `name@N` names);
+    /// requests running on it finish. Refused while a served hierarchy
+    /// calls it, unless `with_users`, which unloads those hierarchies too.
     pub fn unload(&self, name: &str, with_users: bool) -> Result<Vec<String>, ServiceError> {
         let mut catalog = self.write();
-        if !catalog.models.contains_key(name) {
+        let keys: Vec<String> = if catalog.versions.defined.contains_key(name) {
+            catalog
+                .models
+                .keys()
+                .filter(|key| split_version(key).0 == name)
+                .cloned()
+                .collect()
+        } else {
+            catalog
+                .versions
+                .resolve(name)
+                .filter(|key| catalog.models.contains_key(*key))
+                .cloned()
+                .into_iter()
+                .collect()
+        };
+        if keys.is_empty() {
             return Err(ServiceError::not_found(format!("unknown model `{name}`")));
         }
         let users: Vec<String> = catalog
             .models
             .iter()
-            .filter(|(_, slot)| matches!(slot, Slot::Ready(served) if calls(served, name)))
+            .filter(|(user, _)| !keys.contains(*user))
+            .filter(|(_, slot)| {
+                matches!(slot, Slot::Ready(served) if keys.iter().any(|key| calls(served, key)))
+            })
             .map(|(user, _)| user.clone())
             .collect();
         if !users.is_empty() && !with_users {
@@ -220,8 +339,8 @@ impl Catalog {
                 users.join(", ")
             )));
         }
-        for unloaded in users.iter().map(String::as_str).chain([name]) {
-            catalog.models.insert(unloaded.to_string(), Slot::Unloaded);
+        for unloaded in users.iter().chain(&keys) {
+            catalog.models.insert(unloaded.clone(), Slot::Unloaded);
         }
         Ok(users)
     }
@@ -255,4 +374,10 @@ fn calls(model: &Served, name: &str) -> bool {
         .members()
         .iter()
         .any(|m| m.name == name || calls(m, name))
+}
+
+/// "unknown model", naming the models the config has.
+fn unknown(name: &str, versions: &Versions) -> String {
+    let names: Vec<&str> = versions.defined.keys().map(String::as_str).collect();
+    format!("unknown model `{name}` (served: {})", names.join(", "))
 }

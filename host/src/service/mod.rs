@@ -129,15 +129,21 @@ impl InferenceService {
         stats.entry(name.to_string()).or_default().clone()
     }
 
-    /// Triton's statistics of `name`, with its batches when it batches.
-    pub fn stats_json(&self, name: &str) -> serde_json::Value {
+    /// Triton's statistics of the model at section `key` (see
+    /// [`Served::name`]), with its batches when it batches.
+    pub fn stats_json(&self, key: &str) -> serde_json::Value {
         let batches = self
             .catalog
-            .model(name, None)
-            .ok()
+            .by_key(key)
             .and_then(|m| m.batcher().map(|b| b.log().snapshot()))
             .unwrap_or_default();
-        self.stats(name).to_json(name, &batches)
+        let (name, version) = crate::config::split_version(key);
+        self.stats(key).to_json(name, version, &batches)
+    }
+
+    /// The versions of `name` ready to serve, in order.
+    pub fn versions(&self, name: &str) -> Vec<u64> {
+        self.catalog.ready_versions(name)
     }
 
     /// Triton's statistics of every model that has them.
@@ -213,8 +219,13 @@ impl InferenceService {
             output: ran.elapsed(),
         };
         let response = InferResponse {
-            model_name: model.name.clone(),
-            model_version: "1".into(),
+            model_name: model.model_name().to_string(),
+            // A rollout answers with the version it chose.
+            model_version: match (model.kind, answer.version) {
+                (crate::graph::Kind::Rollout, Some(v)) => v,
+                _ => model.version(),
+            }
+            .to_string(),
             id: request.id,
             outputs,
             dropped: answer.dropped,

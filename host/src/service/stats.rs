@@ -60,7 +60,12 @@ impl ModelStats {
 
     /// Triton's JSON for one model version; `batches` are a batching
     /// node's plugin calls by rows (each row count, its calls and time).
-    pub fn to_json(&self, name: &str, batches: &[(usize, u64, Duration)]) -> serde_json::Value {
+    pub fn to_json(
+        &self,
+        name: &str,
+        version: u64,
+        batches: &[(usize, u64, Duration)],
+    ) -> serde_json::Value {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let successes = get(&self.success_count);
         // A batching node runs fewer plugin calls than it answers requests.
@@ -83,7 +88,7 @@ impl ModelStats {
         let duration = |count: u64, ns: u64| serde_json::json!({ "count": count, "ns": ns });
         serde_json::json!({
             "name": name,
-            "version": "1",
+            "version": version.to_string(),
             "last_inference": get(&self.last_inference_ms),
             "inference_count": get(&self.inference_count),
             "execution_count": executions,

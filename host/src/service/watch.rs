@@ -4,11 +4,13 @@
 //! loaded the way `POST /v2/repository/models/{m}/load` does: the new one
 //! swapped in with every hierarchy that calls it, no request failing. A
 //! change waits until it has held for one whole poll, so a file caught half
-//! written is not loaded. A change `check` refuses is logged and counted,
-//! and the old model keeps serving; a model gone from the config is
-//! unloaded.
+//! written is not loaded. A model is loaded by name, every version at once
+//! (its `[versions]` policy and `[rollouts]` entry are part of what is
+//! watched). A change `check` refuses is logged and counted, and the old
+//! model keeps serving; a model gone from the config is unloaded.
 
 use super::InferenceService;
+use crate::config::split_version;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -18,8 +20,9 @@ use std::time::Duration;
 /// every file those name. Equal text, nothing to reload.
 type Fingerprint = String;
 
-/// Tables that are not models.
-const NOT_MODELS: [&str; 3] = ["engine", "plugins", "artifacts"];
+/// Tables that are not models (a model's `versions` and `rollouts` entries
+/// are part of its fingerprint).
+const NOT_MODELS: [&str; 5] = ["engine", "plugins", "artifacts", "versions", "rollouts"];
 
 /// Polls every `every` until the task is dropped or aborted.
 pub async fn watch(service: &InferenceService, every: Duration) {
@@ -61,34 +64,54 @@ pub async fn watch(service: &InferenceService, every: Duration) {
             .filter(|name| !now.models.contains_key(*name) && !seen.models.contains_key(*name))
             .cloned()
             .collect();
-        // Nodes first: loading one rebuilds the hierarchies that call it.
-        let (nodes, hierarchies): (Vec<String>, Vec<String>) = changed
-            .into_iter()
-            .partition(|name| now.get(name).is_some_and(|f| f.starts_with("[nodes]")));
+        // A model is loaded by name, all its versions at once (its policy
+        // decides which serve); a model gone whole is unloaded. Nodes
+        // first: loading one rebuilds the hierarchies that call it.
+        let base = |key: &String| split_version(key).0.to_string();
+        let mut to_load: Vec<String> = changed.iter().map(base).collect();
+        let mut to_unload = Vec::new();
+        for key in &gone {
+            let model = base(key);
+            if now.models.keys().any(|k| base(k) == model) {
+                to_load.push(model);
+            } else {
+                to_unload.push(model);
+            }
+        }
+        let is_node = |model: &String| {
+            now.models
+                .iter()
+                .any(|(k, f)| &base(k) == model && f.starts_with("[nodes]"))
+        };
+        to_load.sort_by_key(|model| (!is_node(model), model.clone()));
+        to_load.dedup();
+        to_unload.sort();
+        to_unload.dedup();
         let mut failed = false;
-        for name in nodes.iter().chain(&hierarchies) {
-            match service.load(name).await {
+        for model in &to_load {
+            match service.load(model).await {
                 Ok(took) => {
-                    tracing::info!(model = %name, "--watch: reloaded in {} ms", took.as_millis());
-                    if let Some(fingerprint) = now.get(name) {
-                        loaded.models.insert(name.clone(), fingerprint.clone());
+                    tracing::info!(model = %model, "--watch: reloaded in {} ms", took.as_millis());
+                    loaded.models.retain(|k, _| &base(k) != model);
+                    for (key, fingerprint) in now.models.iter().filter(|(k, _)| &base(k) == model) {
+                        loaded.models.insert(key.clone(), fingerprint.clone());
                     }
                 }
                 Err(e) => {
                     failed = true;
-                    tracing::warn!(model = %name, "--watch: not reloaded, the old one keeps serving: {e}");
+                    tracing::warn!(model = %model, "--watch: not reloaded, the old one keeps serving: {e}");
                 }
             }
         }
-        for name in gone {
-            match service.unload(&name, false) {
+        for model in to_unload {
+            match service.unload(&model, false) {
                 Ok(_) => {
-                    tracing::info!(model = %name, "--watch: gone from the config, unloaded");
-                    loaded.models.remove(&name);
+                    tracing::info!(model = %model, "--watch: gone from the config, unloaded");
+                    loaded.models.retain(|k, _| base(k) != model);
                 }
                 Err(e) => {
                     failed = true;
-                    tracing::warn!(model = %name, "--watch: gone from the config but not unloaded: {e}");
+                    tracing::warn!(model = %model, "--watch: gone from the config but not unloaded: {e}");
                 }
             }
         }
@@ -160,7 +183,12 @@ fn fingerprints(config: &Path) -> Result<Fingerprints, String> {
             continue;
         }
         for (name, own) in models {
-            let mut fingerprint = format!("[{kind}] {own}");
+            let model = split_version(name).0;
+            let mut fingerprint = format!(
+                "[{kind}] {own} versions {} rollout {}",
+                text_of(section("versions", model)),
+                text_of(section("rollouts", model))
+            );
             if kind == "nodes" {
                 let plugin_name = own
                     .get("plugin")
