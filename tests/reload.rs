@@ -326,3 +326,72 @@ async fn watch_reloads_a_changed_model_and_keeps_serving_through_broken_ones() {
     until_scale(&server, 5.0).await;
     server.stop().await.unwrap();
 }
+
+/// The `digits` cascade's probabilities and stages for `rows`.
+async fn digits_answer(server: &TestServer, rows: &[(Vec<f32>, i64)]) -> (Vec<f64>, Vec<i64>) {
+    let data: Vec<Vec<f32>> = rows.iter().map(|(p, _)| p.clone()).collect();
+    let request = json!({"inputs": [{"name": "pixels", "shape": [rows.len(), 64], "datatype": "FP32", "data": data}]});
+    let (status, answer) = server.post_json("/v2/models/digits/infer", &request).await;
+    assert_eq!(status, 200, "{answer}");
+    let output = |name: &str| {
+        answer["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .map(|o| o["data"].as_array().unwrap().clone())
+            .unwrap()
+    };
+    let probabilities = output("probabilities")
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let stages = output("stage")
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    (probabilities, stages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_the_student_moves_the_cascade_that_calls_it() {
+    let server = TestServer::start(Limits::default()).await;
+    let rows = &aimass_tests::digits_test_rows()[..20];
+    let (before, stages) = digits_answer(&server, rows).await;
+    assert!(
+        stages.contains(&0),
+        "the student answers some rows: {stages:?}"
+    );
+
+    // The student becomes another model (teacher 0's graph): the cascade
+    // inside `digits` must answer with it, without reloading `digits`.
+    let text = std::fs::read_to_string(&server.config).unwrap();
+    let student = "graphs = [\"student\"]\nparams = { graph = \"student\",";
+    assert!(text.contains(student));
+    let swapped = "graphs = [\"teacher_0\"]\nparams = { graph = \"teacher_0\",";
+    std::fs::write(&server.config, text.replace(student, swapped)).unwrap();
+    let load = server
+        .client
+        .post(server.url("/v2/repository/models/student-head/load"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(load.status(), 200, "{}", load.text().await.unwrap());
+    let (after, _) = digits_answer(&server, rows).await;
+    assert_ne!(
+        before, after,
+        "the cascade still answers with the old student"
+    );
+
+    // Back to the student: the same answers as at the start.
+    std::fs::write(&server.config, &text).unwrap();
+    let load = server
+        .client
+        .post(server.url("/v2/repository/models/student-head/load"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(load.status(), 200);
+    assert_eq!(digits_answer(&server, rows).await.0, before);
+    server.stop().await.unwrap();
+}
