@@ -52,3 +52,48 @@ async fn tritonclient_conformance() {
     eprintln!("{stdout}");
     server.stop().await.unwrap();
 }
+
+/// The same with `tritonclient[grpc]` over the gRPC listener, and the same
+/// rows over REST compared bit for bit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(aimass_python),
+    ignore = "needs AIMASS_PYTHON, a Python with tritonclient[grpc] (bash .ci/run makes one)"
+)]
+async fn tritonclient_grpc_conformance() {
+    let python = std::env::var("AIMASS_PYTHON")
+        .expect("AIMASS_REQUIRE_PYTHON is set but AIMASS_PYTHON is not");
+    let token = "conformance-token";
+    let server = TestServer::start_guarded(
+        "configs/serve.toml",
+        Limits::default(),
+        AdminToken::new(token).unwrap(),
+    )
+    .await;
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/tritonclient_grpc_conformance.py");
+    let grpc = server.grpc.trim_start_matches("http://").to_string();
+    let rest = server.base.trim_start_matches("http://").to_string();
+    let csv = digits_dir().join("data/test.csv");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&grpc)
+            .arg(&rest)
+            .arg(&csv)
+            .arg(token)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "gRPC conformance failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    eprintln!("{stdout}");
+    server.stop().await.unwrap();
+}

@@ -174,6 +174,8 @@ pub fn write_config(relative: &str) -> std::path::PathBuf {
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The gRPC endpoint, `http://127.0.0.1:PORT`.
+    pub grpc: String,
     /// The config file it serves (a copy the test may edit).
     pub config: std::path::PathBuf,
     /// A client for it.
@@ -225,10 +227,12 @@ impl TestServer {
             limits,
             admin_token,
             watch,
+            grpc_listen: Some("127.0.0.1:0".parse().expect("address")),
         })
         .await
         .expect("bind");
         let base = format!("http://{}", server.local_addr().expect("address"));
+        let grpc = format!("http://{}", server.grpc_addr().expect("a gRPC address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = stopped.await;
@@ -253,6 +257,7 @@ impl TestServer {
         }
         TestServer {
             base,
+            grpc,
             config,
             client,
             stop: Some(stop),

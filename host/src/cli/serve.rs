@@ -22,6 +22,10 @@ pub struct ServeArgs {
     /// or an IP; port 0 picks a free one).
     #[arg(long, env = "AIMASS_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: String,
+    /// Where the gRPC service listens, `HOST:PORT` (Triton's port by
+    /// default), or `off`.
+    #[arg(long, env = "AIMASS_GRPC_LISTEN", default_value = "127.0.0.1:8001")]
+    pub grpc_listen: String,
     /// The largest request body accepted, in bytes (413 above it).
     #[arg(long, env = "AIMASS_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -125,6 +129,14 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         build_plugins(&args.config)?;
     }
     let listen = resolve_listen(&args.listen).await?;
+    let grpc_listen = match args.grpc_listen.as_str() {
+        "off" => None,
+        addr => Some(
+            resolve_listen(addr)
+                .await
+                .map_err(|e| e.replacen("--listen", "--grpc-listen", 1))?,
+        ),
+    };
     let server = Server::bind(ServeOptions {
         limits: args.limits(),
         admin_token: args.admin_token()?,
@@ -133,11 +145,15 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             .then(|| Duration::from_millis(args.watch_interval_ms)),
         config: args.config,
         listen,
+        grpc_listen,
     })
     .await
     .map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("listening on http://{addr}");
+    if let Some(grpc) = server.grpc_addr() {
+        tracing::info!("gRPC on {grpc}");
+    }
     server.run(signal()).await.map_err(|e| e.to_string())
 }
 

@@ -130,6 +130,11 @@ impl Served {
         self
     }
 
+    /// The platform metadata reports: `aimass_` and its kind.
+    pub fn platform(&self) -> String {
+        format!("aimass_{}", self.kind.name())
+    }
+
     /// The model's name without its version (`m` for the section `m@2`).
     pub fn model_name(&self) -> &str {
         crate::config::split_version(&self.name).0

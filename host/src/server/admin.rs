@@ -60,44 +60,68 @@ impl AdminToken {
     }
 }
 
+/// Why a management call was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No token, or the wrong one (401; gRPC `UNAUTHENTICATED`).
+    Unauthenticated(String),
+    /// No token is set and the client is not on this machine (403; gRPC
+    /// `PERMISSION_DENIED`).
+    Forbidden(String),
+}
+
+impl AdminToken {
+    /// Whether a management call may go on, whatever its transport:
+    /// `authorization` is the `Authorization` header or metadata value,
+    /// `from_loopback` whether the client is on this machine.
+    pub fn admit(&self, authorization: Option<&str>, from_loopback: bool) -> Result<(), Refusal> {
+        if self.is_set() {
+            let offered = authorization.and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+            return match offered {
+                Some(offered) if self.accepts(offered.trim()) => Ok(()),
+                Some(_) => Err(Refusal::Unauthenticated(
+                    "the admin token in `Authorization: Bearer …` is wrong".into(),
+                )),
+                None => Err(Refusal::Unauthenticated(
+                    "this management call needs the admin token as `Authorization: Bearer TOKEN`"
+                        .into(),
+                )),
+            };
+        }
+        if from_loopback {
+            Ok(())
+        } else {
+            Err(Refusal::Forbidden(
+                "management calls are accepted only from this machine while no admin token is set; \
+                 start the server with --admin-token (or AIMASS_ADMIN_TOKEN, or --admin-token-file) \
+                 and send it as `Authorization: Bearer TOKEN`"
+                    .into(),
+            ))
+        }
+    }
+}
+
 /// Lets a management call through, or answers 401 / 403 naming the fix.
 pub async fn require_admin(
     State(token): State<AdminToken>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if token.is_set() {
-        let offered = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
-        return match offered {
-            Some(offered) if token.accepts(offered.trim()) => Ok(next.run(request).await),
-            Some(_) => Err(ApiError::Unauthorized(
-                "the admin token in `Authorization: Bearer …` is wrong".into(),
-            )),
-            None => Err(ApiError::Unauthorized(
-                "this management call needs the admin token as `Authorization: Bearer TOKEN`"
-                    .into(),
-            )),
-        };
-    }
-    let client = request
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let from_loopback = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
-    match client {
-        Some(addr) if addr.ip().is_loopback() => Ok(next.run(request).await),
-        _ => Err(ApiError::Forbidden(
-            "management calls are accepted only from this machine while no admin token is set; \
-             start the server with --admin-token (or AIMASS_ADMIN_TOKEN, or --admin-token-file) \
-             and send it as `Authorization: Bearer TOKEN`"
-                .into(),
-        )),
+        .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
+    match token.admit(authorization, from_loopback) {
+        Ok(()) => Ok(next.run(request).await),
+        Err(Refusal::Unauthenticated(message)) => Err(ApiError::Unauthorized(message)),
+        Err(Refusal::Forbidden(message)) => Err(ApiError::Forbidden(message)),
     }
 }
 

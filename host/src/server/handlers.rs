@@ -43,26 +43,22 @@ pub async fn server_metadata() -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: "aimass",
         version: env!("CARGO_PKG_VERSION"),
-        extensions: vec![
-            "binary_tensor_data",
-            "model_repository",
-            "model_configuration",
-            "statistics",
-            "parameters",
-        ],
+        extensions: super::EXTENSIONS.to_vec(),
     })
 }
 
-/// `GET /v2/health/live`: the process answers.
-pub async fn live() -> StatusCode {
-    StatusCode::OK
+/// `GET /v2/health/live`: the process answers. KServe's protocol shows
+/// the body `{"live": true}` (its client parses it); tritonclient reads
+/// only the status.
+pub async fn live() -> Json<Value> {
+    Json(json!({ "live": true }))
 }
 
 /// `GET /v2/health/ready`: loaded and not shutting down. Answered without
 /// logging: probes poll it, and "not yet" is expected while loading.
 pub async fn ready(State(state): Shared) -> Response {
     if state.is_ready() {
-        StatusCode::OK.into_response()
+        Json(json!({ "ready": true })).into_response()
     } else {
         let error = "the server is not ready: loading its models or shutting down";
         (
@@ -109,16 +105,16 @@ pub async fn model_metadata(
             .iter()
             .map(u64::to_string)
             .collect(),
-        platform: format!("aimass_{}", model.kind.name()),
+        platform: model.platform(),
         inputs: tensors(&model.signature.inputs),
         outputs: tensors(&model.signature.outputs),
     }))
 }
 
 /// `GET /v2/models/{m}[/versions/{v}]/ready`.
-pub async fn model_ready(State(state): Shared, path: ModelPath) -> Result<StatusCode, ApiError> {
-    state.service.model(&path.model, path.version.as_deref())?;
-    Ok(StatusCode::OK)
+pub async fn model_ready(State(state): Shared, path: ModelPath) -> Result<Json<Value>, ApiError> {
+    let model = state.service.model(&path.model, path.version.as_deref())?;
+    Ok(Json(json!({ "name": model.model_name(), "ready": true })))
 }
 
 /// `GET /v2/models/{m}[/versions/{v}]/config`: Triton's model configuration.

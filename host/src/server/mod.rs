@@ -7,6 +7,7 @@ mod admin;
 mod body;
 mod codec;
 mod error;
+pub mod grpc;
 mod handlers;
 mod json_data;
 mod listener;
@@ -18,6 +19,15 @@ pub use admin::AdminToken;
 pub use codec::{BinaryChoice, Decoded, Encoded, decode, encode, split_body};
 pub use error::ApiError;
 pub use state::{Limits, ServerState};
+
+/// The protocol extensions both transports serve.
+pub const EXTENSIONS: [&str; 5] = [
+    "binary_tensor_data",
+    "model_repository",
+    "model_configuration",
+    "statistics",
+    "parameters",
+];
 
 use crate::config::ConfigErrors;
 use crate::repository::Repository;
@@ -49,6 +59,8 @@ pub struct ServeOptions {
     /// Poll the config and its files this often and reload what changed
     /// (`--watch`); `None` loads only through the repository API.
     pub watch: Option<std::time::Duration>,
+    /// Where gRPC listens (`None`: no gRPC).
+    pub grpc_listen: Option<SocketAddr>,
 }
 
 /// Why the server stopped with an error.
@@ -74,6 +86,7 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    grpc: Option<TcpListener>,
     state: Arc<ServerState>,
     watch: Option<std::time::Duration>,
 }
@@ -88,10 +101,19 @@ impl Server {
                     addr: options.listen,
                     source,
                 })?;
+        let grpc = match options.grpc_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         // Installed before any model runs, so that no count is lost.
         crate::metrics::install();
         Ok(Server {
             listener,
+            grpc,
             watch: options.watch,
             state: Arc::new(ServerState::new(
                 options.config,
@@ -104,6 +126,11 @@ impl Server {
     /// The address actually bound.
     pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
         self.listener.local_addr().map_err(ServeError::Serve)
+    }
+
+    /// The address gRPC listens on, when it does.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The state the handlers share.
@@ -150,6 +177,8 @@ impl Server {
             }
             .in_current_span(),
         );
+        // Both listeners stop together: REST's stop future tells gRPC.
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
         let failure = Arc::new(std::sync::Mutex::new(None));
         let stop = {
             let failure = failure.clone();
@@ -164,14 +193,30 @@ impl Server {
                     }
                 }
                 state.start_draining();
+                let _ = stopping.send(true);
             }
         };
+        let grpc = self.grpc.map(|listener| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(grpc::serve(listener, state.clone(), async move {
+                let _ = stopped.wait_for(|&stop| stop).await;
+            }))
+        });
         let connections = listener::ConnectionLimits {
             max_connections: state.limits.max_connections,
             header_timeout: state.limits.header_timeout,
         };
         let served = listener::serve(self.listener, router(state.clone()), connections, stop).await;
         loading.abort();
+        if let Some(grpc) = grpc {
+            // Its calls in flight finish; a transport error is logged, as
+            // REST has already drained.
+            match grpc.await {
+                Ok(Err(e)) => tracing::warn!("the gRPC listener stopped: {e}"),
+                Err(e) => tracing::warn!("the gRPC listener failed: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
         served.map_err(ServeError::Serve)?;
         let failed = failure.lock().ok().and_then(|mut slot| slot.take());
         match failed {

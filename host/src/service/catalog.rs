@@ -48,9 +48,10 @@ struct Entries {
 pub(super) struct Catalog {
     config: PathBuf,
     models: RwLock<Entries>,
-    /// Loads run one at a time: a load rebuilds the hierarchies around the
-    /// models serving when it starts, which a concurrent load could replace.
-    loading: tokio::sync::Mutex<()>,
+    /// One lock per model: loads of one model run one at a time; loads of
+    /// different models run side by side (see [`Catalog::start`] for how
+    /// they stay consistent).
+    loading: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Catalog {
@@ -58,7 +59,7 @@ impl Catalog {
         Catalog {
             config,
             models: RwLock::new(Entries::default()),
-            loading: tokio::sync::Mutex::new(()),
+            loading: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -233,7 +234,12 @@ impl Catalog {
                 "cannot load `{name}`: its version policy ([versions.{name}]) serves no version"
             )));
         }
-        let _one_at_a_time = self.loading.lock().await;
+        // Only names the config has get a lock, so clients cannot grow the map.
+        let lock = {
+            let mut locks = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(base.to_string()).or_default().clone()
+        };
+        let _one_at_a_time = lock.lock().await;
         // The default (highest) version last: hierarchies calling `base`
         // are rebuilt around it.
         for key in &keys {
@@ -258,40 +264,53 @@ impl Catalog {
     }
 
     /// Starts the model at section `key` around the models serving now, on
-    /// a blocking thread, and swaps it and its rebuilt users in.
+    /// a blocking thread, and swaps it and its rebuilt users in. Loads of
+    /// different models run side by side, so the swap happens only if
+    /// nothing this build stands on (its members, the models it replaces)
+    /// was replaced meanwhile; otherwise it builds again on the new ones.
     async fn start(
         &self,
         file: &ConfigFile,
         runtime: &Arc<Runtime>,
         key: &str,
     ) -> Result<(), ServiceError> {
-        let serving = self.serving();
-        // Parsed again rather than cloned: the same text, the same result.
-        let file = ConfigFile::parse(&file.path, file.text.clone())
+        const ATTEMPTS: usize = 3;
+        for _ in 0..ATTEMPTS {
+            let serving = self.serving();
+            // Parsed again rather than cloned: the same text, the same result.
+            let file = ConfigFile::parse(&file.path, file.text.clone())
+                .map_err(|e| ServiceError::client(e.to_string()))?;
+            let (runtime, model, around) = (runtime.clone(), key.to_string(), serving.clone());
+            let handle = tokio::runtime::Handle::current();
+            let built = tokio::task::spawn_blocking(move || {
+                handle.block_on(Repository::start_with(
+                    file,
+                    runtime,
+                    Some(Reload {
+                        model: &model,
+                        serving: &around,
+                    }),
+                ))
+            })
+            .await
+            .map_err(|e| ServiceError::internal(format!("the loader failed: {e}")))?
             .map_err(|e| ServiceError::client(e.to_string()))?;
-        let (runtime, model) = (runtime.clone(), key.to_string());
-        let handle = tokio::runtime::Handle::current();
-        let built = tokio::task::spawn_blocking(move || {
-            handle.block_on(Repository::start_with(
-                file,
-                runtime,
-                Some(Reload {
-                    model: &model,
-                    serving: &serving,
-                }),
-            ))
-        })
-        .await
-        .map_err(|e| ServiceError::internal(format!("the loader failed: {e}")))?
-        .map_err(|e| ServiceError::client(e.to_string()))?;
-        if !built.models.contains_key(key) {
-            return Err(ServiceError::client(format!("`{key}` was not built")));
+            if !built.models.contains_key(key) {
+                return Err(ServiceError::client(format!("`{key}` was not built")));
+            }
+            let mut catalog = self.write();
+            if !still_current(&catalog, &serving, &built.models) {
+                continue;
+            }
+            for (built_key, served) in built.models {
+                catalog.models.insert(built_key, Slot::Ready(served));
+            }
+            return Ok(());
         }
-        let mut catalog = self.write();
-        for (built_key, served) in built.models {
-            catalog.models.insert(built_key, Slot::Ready(served));
-        }
-        Ok(())
+        Err(ServiceError::unavailable(format!(
+            "`{key}` was not swapped in: other loads kept replacing the models it stands on; \
+             load it again"
+        )))
     }
 
     /// Stops serving `name` (every version, or the one `name@N` names);
@@ -380,4 +399,28 @@ fn calls(model: &Served, name: &str) -> bool {
 fn unknown(name: &str, versions: &Versions) -> String {
     let names: Vec<&str> = versions.defined.keys().map(String::as_str).collect();
     format!("unknown model `{name}` (served: {})", names.join(", "))
+}
+
+/// True when every model `built` replaces is still the one `snapshot` had,
+/// and every member it calls that it did not build is still serving as is.
+fn still_current(catalog: &Entries, snapshot: &Models, built: &Models) -> bool {
+    let current = |key: &str| match catalog.models.get(key) {
+        Some(Slot::Ready(served)) => Some(served),
+        _ => None,
+    };
+    let same = |a: Option<&Arc<Served>>, b: Option<&Arc<Served>>| match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    built
+        .keys()
+        .all(|key| same(current(key), snapshot.get(key)))
+        && built.values().all(|model| {
+            model
+                .members()
+                .iter()
+                .filter(|m| !built.contains_key(&m.name))
+                .all(|m| same(current(&m.name), Some(m)))
+        })
 }

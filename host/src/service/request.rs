@@ -41,6 +41,36 @@ pub struct InferResponse {
     pub trace: Vec<TraceEntry>,
 }
 
+impl InferResponse {
+    /// The response parameters both transports send: `dropped` (soft
+    /// members left out) and `trace` (each model's time), when there are.
+    pub fn parameters(&self) -> Vec<(&'static str, Value)> {
+        let mut parameters = Vec::new();
+        if !self.dropped.is_empty() {
+            let dropped = self
+                .dropped
+                .iter()
+                .map(|d| serde_json::json!({"hierarchy": d.hierarchy, "model": d.model, "error": d.error}))
+                .collect();
+            parameters.push(("dropped", Value::Array(dropped)));
+        }
+        if !self.trace.is_empty() {
+            let trace = self
+                .trace
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "model": t.model, "kind": t.kind, "rows": t.rows,
+                        "micros": t.micros, "outcome": t.outcome,
+                    })
+                })
+                .collect();
+            parameters.push(("trace", Value::Array(trace)));
+        }
+        parameters
+    }
+}
+
 /// The request's inputs in the model's order, each checked against its
 /// spec, and the batch's rows. A model answers one or more rows, up to its
 /// limit (or `default_max_rows`), the same way whatever its kind.

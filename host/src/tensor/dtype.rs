@@ -23,7 +23,44 @@ pub enum Dtype {
     Int64,
 }
 
+/// Every datatype the protocol names. Models take the seven that `wasi:nn`
+/// tensors carry; the others are recognised so that the error can say so
+/// instead of calling the name unknown.
+const PROTOCOL_DATATYPES: [&str; 14] = [
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
+    "FP32", "FP64", "BF16", "BYTES",
+];
+
+const CARRIED: [Dtype; 7] = [
+    Dtype::Fp16,
+    Dtype::Fp32,
+    Dtype::Fp64,
+    Dtype::Bf16,
+    Dtype::Uint8,
+    Dtype::Int32,
+    Dtype::Int64,
+];
+
 impl Dtype {
+    /// The element type a protocol datatype names (`FP32`), or why not:
+    /// every front end gives the same message.
+    pub fn parse(datatype: &str) -> Result<Dtype, String> {
+        if let Some(dtype) = CARRIED.iter().find(|d| d.name() == datatype) {
+            return Ok(*dtype);
+        }
+        if PROTOCOL_DATATYPES.contains(&datatype) {
+            let carried: Vec<&str> = CARRIED.iter().map(|d| d.name()).collect();
+            return Err(format!(
+                "datatype {datatype} is not one aimass models take (they take {})",
+                carried.join(", ")
+            ));
+        }
+        Err(format!(
+            "unknown datatype `{datatype}` (the protocol's are {})",
+            PROTOCOL_DATATYPES.join(", ")
+        ))
+    }
+
     /// The protocol's name, e.g. `FP32`.
     pub fn name(self) -> &'static str {
         match self {

@@ -6,40 +6,9 @@ use crate::server::json_data::JsonData;
 use crate::server::protocol::OutputData;
 use crate::tensor::Dtype;
 
-/// Every datatype the protocol names. Models take the seven that `wasi:nn`
-/// tensors carry; the others are recognised so that the error can say so
-/// instead of calling the name unknown.
-const PROTOCOL_DATATYPES: [&str; 14] = [
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
-    "FP32", "FP64", "BF16", "BYTES",
-];
-
-const CARRIED: [Dtype; 7] = [
-    Dtype::Fp16,
-    Dtype::Fp32,
-    Dtype::Fp64,
-    Dtype::Bf16,
-    Dtype::Uint8,
-    Dtype::Int32,
-    Dtype::Int64,
-];
-
 /// The element type a protocol datatype names.
 pub fn dtype(datatype: &str) -> Result<Dtype, String> {
-    if let Some(dtype) = CARRIED.iter().find(|d| d.name() == datatype) {
-        return Ok(*dtype);
-    }
-    if PROTOCOL_DATATYPES.contains(&datatype) {
-        let carried: Vec<&str> = CARRIED.iter().map(|d| d.name()).collect();
-        return Err(format!(
-            "datatype {datatype} is not one aimass models take (they take {})",
-            carried.join(", ")
-        ));
-    }
-    Err(format!(
-        "unknown datatype `{datatype}` (the protocol's are {})",
-        PROTOCOL_DATATYPES.join(", ")
-    ))
+    Dtype::parse(datatype)
 }
 
 /// `data` as `count` elements of `dtype` in little-endian bytes; `dims` is

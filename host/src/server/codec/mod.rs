@@ -169,6 +169,11 @@ fn decode_input(
 pub fn encode(response: InferResponse, binary: &BinaryChoice) -> Result<Encoded, ApiError> {
     let mut tail = Vec::new();
     let mut outputs = Vec::with_capacity(response.outputs.len());
+    let parameters: Map<String, Value> = response
+        .parameters()
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
     for (name, tensor) in response.outputs {
         let dtype = tensor.dtype();
         let shape = tensor.dims().iter().map(|&d| u64::from(d)).collect();
@@ -189,28 +194,6 @@ pub fn encode(response: InferResponse, binary: &BinaryChoice) -> Result<Encoded,
             parameters,
             data,
         });
-    }
-    let mut parameters = Map::new();
-    if !response.dropped.is_empty() {
-        let dropped = response
-            .dropped
-            .iter()
-            .map(|d| serde_json::json!({"hierarchy": d.hierarchy, "model": d.model, "error": d.error}))
-            .collect();
-        parameters.insert("dropped".into(), Value::Array(dropped));
-    }
-    if !response.trace.is_empty() {
-        let trace = response
-            .trace
-            .iter()
-            .map(|t| {
-                serde_json::json!({
-                    "model": t.model, "kind": t.kind, "rows": t.rows,
-                    "micros": t.micros, "outcome": t.outcome,
-                })
-            })
-            .collect();
-        parameters.insert("trace".into(), Value::Array(trace));
     }
     let answer = WireResponse {
         model_name: response.model_name,

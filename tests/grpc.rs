@@ -1,0 +1,483 @@
+//! The gRPC binding against the real server, with the client generated from
+//! the same proto: every RPC, raw and typed contents, all seven element
+//! types, streaming, the error codes with REST's messages, and the same
+//! answer as REST to the bit.
+
+use aimass::server::Limits;
+use aimass::server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use aimass::server::grpc::proto::{self as pb, model_infer_request::InferInputTensor};
+use aimass_tests::{TestServer, digits_test_rows};
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic::transport::Channel;
+
+async fn client(server: &TestServer) -> GrpcInferenceServiceClient<Channel> {
+    GrpcInferenceServiceClient::connect(server.grpc.clone())
+        .await
+        .expect("connect")
+}
+
+fn raw_request(
+    model: &str,
+    name: &str,
+    datatype: &str,
+    shape: &[i64],
+    raw: Vec<u8>,
+) -> pb::ModelInferRequest {
+    pb::ModelInferRequest {
+        model_name: model.into(),
+        inputs: vec![InferInputTensor {
+            name: name.into(),
+            datatype: datatype.into(),
+            shape: shape.to_vec(),
+            ..Default::default()
+        }],
+        raw_input_contents: vec![raw.into()],
+        ..Default::default()
+    }
+}
+
+fn pixels(rows: &[(Vec<f32>, i64)]) -> Vec<u8> {
+    rows.iter()
+        .flat_map(|(p, _)| p.iter().flat_map(|v| v.to_le_bytes()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_answers_like_rest() {
+    let server = TestServer::start(Limits::default()).await;
+    let mut grpc = client(&server).await;
+
+    assert!(
+        grpc.server_live(pb::ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
+    assert!(
+        grpc.server_ready(pb::ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let ready = |name: &str| pb::ModelReadyRequest {
+        name: name.into(),
+        version: String::new(),
+    };
+    assert!(
+        grpc.model_ready(ready("digits"))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        !grpc
+            .model_ready(ready("nope"))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let metadata = grpc
+        .server_metadata(pb::ServerMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(metadata.name, "aimass");
+    assert!(
+        metadata
+            .extensions
+            .contains(&"model_repository".to_string())
+    );
+    let model = grpc
+        .model_metadata(pb::ModelMetadataRequest {
+            name: "digits".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (model.name.as_str(), model.versions.clone()),
+        ("digits", vec!["1".to_string()])
+    );
+    assert_eq!(model.inputs[0].name, "pixels");
+    assert_eq!(model.inputs[0].shape, vec![-1, 64]);
+
+    // The same rows over both transports: bit-identical outputs.
+    let rows = &digits_test_rows()[..5];
+    let answer = grpc
+        .model_infer(raw_request(
+            "digits",
+            "pixels",
+            "FP32",
+            &[5, 64],
+            pixels(rows),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.model_name, "digits");
+    assert_eq!(answer.model_version, "1");
+    let data: Vec<Vec<f32>> = rows.iter().map(|(p, _)| p.clone()).collect();
+    let (status, rest) = server
+        .post_json(
+            "/v2/models/digits/infer",
+            &json!({"inputs": [{"name": "pixels", "shape": [5, 64], "datatype": "FP32", "data": data}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer.outputs.len(),
+        rest["outputs"].as_array().unwrap().len()
+    );
+    for (i, output) in answer.outputs.iter().enumerate() {
+        let json = &rest["outputs"][i];
+        assert_eq!(json["name"], output.name.as_str());
+        assert_eq!(json["datatype"], output.datatype.as_str());
+        let raw = &answer.raw_output_contents[i];
+        let from_rest: Vec<u8> = json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|v| match output.datatype.as_str() {
+                "FP32" => (v.as_f64().unwrap() as f32).to_le_bytes().to_vec(),
+                "INT64" => v.as_i64().unwrap().to_le_bytes().to_vec(),
+                other => panic!("unexpected {other}"),
+            })
+            .collect();
+        assert_eq!(raw.as_ref(), from_rest.as_slice(), "{}", output.name);
+    }
+
+    let config = grpc
+        .model_config(pb::ModelConfigRequest {
+            name: "digits".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    assert_eq!(config.input[0].data_type, pb::DataType::TypeFp32 as i32);
+    assert_eq!(config.parameters["kind"].string_value, "sequence");
+    let stats = grpc
+        .model_statistics(pb::ModelStatisticsRequest {
+            name: "digits".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stats.model_stats[0].inference_count, 10,
+        "5 rows over each transport"
+    );
+
+    // Errors: the code for the kind, REST's message.
+    let missing = grpc
+        .model_infer(raw_request("nope", "x", "FP32", &[1, 1], vec![0; 4]))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    assert!(
+        missing.message().starts_with("unknown model `nope`"),
+        "{}",
+        missing.message()
+    );
+    let short = grpc
+        .model_infer(raw_request(
+            "digits",
+            "pixels",
+            "FP32",
+            &[1, 64],
+            vec![0; 8],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(short.code(), Code::InvalidArgument);
+    assert!(
+        short.message().contains("input `pixels`"),
+        "{}",
+        short.message()
+    );
+    let (_, rest_error) = server
+        .post_json("/v2/models/digits/infer", &json!({"inputs": [{"name": "pixels", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}))
+        .await;
+    let wrong_shape = grpc
+        .model_infer(raw_request(
+            "digits",
+            "pixels",
+            "FP32",
+            &[1, 3],
+            vec![0; 12],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_shape.code(), Code::InvalidArgument);
+    assert_eq!(Value::from(wrong_shape.message()), rest_error["error"]);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_seven_types_round_trip_raw_and_typed() {
+    let server = TestServer::start(Limits::default()).await;
+    let mut grpc = client(&server).await;
+    let raw_types: [(&str, &str, usize); 7] = [
+        ("echo-fp16", "FP16", 2),
+        ("echo-fp32", "FP32", 4),
+        ("echo-fp64", "FP64", 8),
+        ("echo-bf16", "BF16", 2),
+        ("echo-uint8", "UINT8", 1),
+        ("echo-int32", "INT32", 4),
+        ("echo-int64", "INT64", 8),
+    ];
+    for (model, datatype, size) in raw_types {
+        let bytes: Vec<u8> = (0..2 * 3 * size).map(|i| (i * 7 % 251) as u8).collect();
+        let answer = grpc
+            .model_infer(raw_request(model, "x", datatype, &[2, 3], bytes.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{model}: {e}"))
+            .into_inner();
+        assert_eq!(answer.outputs[0].datatype, datatype);
+        assert_eq!(answer.outputs[0].shape, vec![2, 3]);
+        assert_eq!(
+            answer.raw_output_contents[0].as_ref(),
+            bytes.as_slice(),
+            "{model}"
+        );
+    }
+    let typed =
+        |model: &str, datatype: &str, contents: pb::InferTensorContents| pb::ModelInferRequest {
+            model_name: model.into(),
+            inputs: vec![InferInputTensor {
+                name: "x".into(),
+                datatype: datatype.into(),
+                shape: vec![1, 2],
+                contents: Some(contents),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+    let cases = [
+        (
+            "echo-fp32",
+            "FP32",
+            pb::InferTensorContents {
+                fp32_contents: vec![1.5, -2.25],
+                ..Default::default()
+            },
+            [1.5f32.to_le_bytes(), (-2.25f32).to_le_bytes()].concat(),
+        ),
+        (
+            "echo-fp64",
+            "FP64",
+            pb::InferTensorContents {
+                fp64_contents: vec![0.1, 1e300],
+                ..Default::default()
+            },
+            [0.1f64.to_le_bytes(), 1e300f64.to_le_bytes()].concat(),
+        ),
+        (
+            "echo-int32",
+            "INT32",
+            pb::InferTensorContents {
+                int_contents: vec![-7, i32::MAX],
+                ..Default::default()
+            },
+            [(-7i32).to_le_bytes(), i32::MAX.to_le_bytes()].concat(),
+        ),
+        (
+            "echo-int64",
+            "INT64",
+            pb::InferTensorContents {
+                int64_contents: vec![i64::MIN, 3],
+                ..Default::default()
+            },
+            [i64::MIN.to_le_bytes(), 3i64.to_le_bytes()].concat(),
+        ),
+        (
+            "echo-uint8",
+            "UINT8",
+            pb::InferTensorContents {
+                uint_contents: vec![0, 255],
+                ..Default::default()
+            },
+            vec![0u8, 255],
+        ),
+    ];
+    for (model, datatype, contents, want) in cases {
+        let answer = grpc
+            .model_infer(typed(model, datatype, contents))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            answer.raw_output_contents[0].as_ref(),
+            want.as_slice(),
+            "{model}"
+        );
+    }
+    let too_big = grpc
+        .model_infer(typed(
+            "echo-uint8",
+            "UINT8",
+            pb::InferTensorContents {
+                uint_contents: vec![1, 256],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(too_big.code(), Code::InvalidArgument);
+    assert!(
+        too_big.message().contains("256 does not fit in UINT8"),
+        "{}",
+        too_big.message()
+    );
+    let fp16_typed = grpc
+        .model_infer(typed(
+            "echo-fp16",
+            "FP16",
+            pb::InferTensorContents {
+                fp32_contents: vec![1.0, 2.0],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        fp16_typed
+            .message()
+            .contains("send it as raw_input_contents"),
+        "{}",
+        fp16_typed.message()
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_answers_every_request_in_order_and_errors_in_band() {
+    let server = TestServer::start(Limits::default()).await;
+    let mut grpc = client(&server).await;
+    let rows = digits_test_rows();
+    let mut requests: Vec<pb::ModelInferRequest> = (0..40)
+        .map(|i| {
+            let mut r = raw_request(
+                "digits",
+                "pixels",
+                "FP32",
+                &[1, 64],
+                pixels(&rows[i..i + 1]),
+            );
+            r.id = format!("req-{i}");
+            r
+        })
+        .collect();
+    requests[7].model_name = "nope".into();
+    let answers = grpc
+        .model_stream_infer(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let answers: Vec<pb::ModelStreamInferResponse> =
+        tokio_stream::StreamExt::collect::<Vec<_>>(tokio_stream::StreamExt::map(answers, |a| {
+            a.unwrap()
+        }))
+        .await;
+    assert_eq!(answers.len(), 40);
+    for (i, answer) in answers.iter().enumerate() {
+        if i == 7 {
+            assert!(
+                answer.error_message.starts_with("unknown model `nope`"),
+                "{}",
+                answer.error_message
+            );
+            continue;
+        }
+        let response = answer.infer_response.as_ref().expect("an answer");
+        assert_eq!(response.id, format!("req-{i}"));
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_calls_work_and_need_the_token_when_one_is_set() {
+    let server = TestServer::start(Limits::default()).await;
+    let mut grpc = client(&server).await;
+    let index = grpc
+        .repository_index(pb::RepositoryIndexRequest {
+            repository_name: String::new(),
+            ready: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        index
+            .models
+            .iter()
+            .any(|m| m.name == "digits" && m.state == "READY")
+    );
+    let unload = |name: &str| pb::RepositoryModelUnloadRequest {
+        model_name: name.into(),
+        ..Default::default()
+    };
+    let refused = grpc
+        .repository_model_unload(unload("student-head"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("student-or-teacher"),
+        "{}",
+        refused.message()
+    );
+    grpc.repository_model_unload(unload("scale")).await.unwrap();
+    let gone = grpc
+        .model_infer(raw_request("scale", "x", "FP32", &[1, 4], vec![0; 16]))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::Unavailable);
+    grpc.repository_model_load(pb::RepositoryModelLoadRequest {
+        model_name: "scale".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    grpc.model_infer(raw_request("scale", "x", "FP32", &[1, 4], vec![0; 16]))
+        .await
+        .unwrap();
+    server.stop().await.unwrap();
+
+    let guarded = TestServer::start_guarded(
+        "configs/serve.toml",
+        Limits::default(),
+        aimass::server::AdminToken::new("s3cret").unwrap(),
+    )
+    .await;
+    let mut grpc = client(&guarded).await;
+    let index = || pb::RepositoryIndexRequest {
+        repository_name: String::new(),
+        ready: false,
+    };
+    let denied = grpc.repository_index(index()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::Unauthenticated);
+    let mut request = tonic::Request::new(index());
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    assert!(
+        !grpc
+            .repository_index(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .models
+            .is_empty()
+    );
+    guarded.stop().await.unwrap();
+}
