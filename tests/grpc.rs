@@ -81,6 +81,37 @@ async fn every_rpc_answers_like_rest() {
             .into_inner()
             .ready
     );
+    // Kubernetes' gRPC probe.
+    let channel = Channel::from_shared(server.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let check = |service: &str| tonic_health::pb::HealthCheckRequest {
+        service: service.into(),
+    };
+    // It follows readiness by polling it (every 250 ms): allow a few polls.
+    for service in ["", "inference.GRPCInferenceService"] {
+        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+        let mut status = 0;
+        for _ in 0..40 {
+            status = health
+                .check(check(service))
+                .await
+                .unwrap()
+                .into_inner()
+                .status;
+            if status == serving {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
     let metadata = grpc
         .server_metadata(pb::ServerMetadataRequest {})
         .await
@@ -175,6 +206,23 @@ async fn every_rpc_answers_like_rest() {
     assert_eq!(
         stats.model_stats[0].inference_count, 10,
         "5 rows over each transport"
+    );
+
+    // The client's x-request-id comes back, as over REST.
+    let mut request = tonic::Request::new(raw_request(
+        "digits",
+        "pixels",
+        "FP32",
+        &[1, 64],
+        pixels(&rows[..1]),
+    ));
+    request
+        .metadata_mut()
+        .insert("x-request-id", "trace-me-42".parse().unwrap());
+    let answer = grpc.model_infer(request).await.unwrap();
+    assert_eq!(
+        answer.metadata().get("x-request-id").unwrap(),
+        "trace-me-42"
     );
 
     // Errors: the code for the kind, REST's message.

@@ -86,13 +86,20 @@ async fn server_model_and_repository_endpoints() {
             .unwrap()
             .contains(&json!("binary_tensor_data"))
     );
-    for path in [
-        "/v2/health/live",
-        "/v2/health/ready",
-        "/v2/models/digits/ready",
-        "/v2/models/digits/versions/1/ready",
+    // KServe's bodies (its client parses them; tritonclient reads the status).
+    for (path, body) in [
+        ("/v2/health/live", json!({"live": true})),
+        ("/v2/health/ready", json!({"ready": true})),
+        (
+            "/v2/models/digits/ready",
+            json!({"name": "digits", "ready": true}),
+        ),
+        (
+            "/v2/models/digits/versions/1/ready",
+            json!({"name": "digits", "ready": true}),
+        ),
     ] {
-        assert_eq!(server.get_json(path).await, (200, Value::Null), "{path}");
+        assert_eq!(server.get_json(path).await, (200, body), "{path}");
     }
 
     let (status, list) = server.get_json("/v2/models").await;

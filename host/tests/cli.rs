@@ -41,6 +41,8 @@ impl Served {
             .arg("serve")
             .arg("empty.toml")
             .args(args)
+            // A free port, not Triton's: tests run side by side.
+            .args(["--grpc-listen", "127.0.0.1:0"])
             .env("AIMASS_LOG", "info")
             .current_dir(dir)
             .stdout(Stdio::null())
@@ -170,6 +172,7 @@ fn build_runs_in_the_folder_of_a_bare_config_file_name() {
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_aimass"))
         .args(["serve", "--build", "aimass.toml", "--listen", "127.0.0.1:0"])
+        .args(["--grpc-listen", "127.0.0.1:0"])
         .current_dir(&dir.0)
         .output()
         .unwrap();

@@ -37,7 +37,7 @@ async fn the_readme_serves_and_answers_as_printed() {
         .expect("the serve command runs the aimass binary");
     let mut child = Command::new(env!("CARGO_BIN_EXE_aimass"))
         .args(args.split_whitespace())
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"])
         .current_dir(&root)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -46,6 +46,7 @@ async fn the_readme_serves_and_answers_as_printed() {
 
     // Its log says where it listens; the rest is kept for a failure message.
     let (found, address) = mpsc::channel();
+    let (found_grpc, grpc_address) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let kept = log.clone();
@@ -53,6 +54,9 @@ async fn the_readme_serves_and_answers_as_printed() {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some((_, addr)) = line.split_once("listening on http://") {
                 let _ = found.send(addr.trim().to_string());
+            }
+            if let Some((_, addr)) = line.split_once("gRPC on ") {
+                let _ = found_grpc.send(addr.trim().to_string());
             }
             kept.lock().unwrap().push_str(&format!("{line}\n"));
         }
@@ -119,15 +123,25 @@ async fn the_readme_serves_and_answers_as_printed() {
     assert_eq!(answer["outputs"][0]["data"], serde_json::json!([label]));
     assert!(readme.contains(&format!("the answer is `{label}`")));
 
-    // The tritonclient example, as printed, at the test's port.
-    if let Ok(python) = std::env::var("AIMASS_PYTHON") {
-        let example = blocks(&readme, "python")
-            .into_iter()
-            .next()
-            .expect("a python example");
+    // The tritonclient examples (HTTP, then gRPC), as printed, at the
+    // test's ports.
+    let grpc_address = grpc_address
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the log names the gRPC address");
+    let examples = blocks(&readme, "python");
+    assert_eq!(examples.len(), 2, "an HTTP and a gRPC example");
+    let python = std::env::var("AIMASS_PYTHON").ok();
+    for (python, example) in python
+        .iter()
+        .flat_map(|p| examples.iter().map(move |e| (p, e)))
+    {
         let output = Command::new(python)
             .arg("-c")
-            .arg(example.replace("127.0.0.1:8000", &address))
+            .arg(
+                example
+                    .replace("127.0.0.1:8000", &address)
+                    .replace("127.0.0.1:8001", &grpc_address),
+            )
             .current_dir(&root)
             .output()
             .unwrap();

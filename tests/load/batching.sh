@@ -36,7 +36,7 @@ trap cleanup EXIT
 URL="http://127.0.0.1:$PORT"
 
 serve() {
-  "$BIN" serve "$1" --listen "127.0.0.1:$PORT" --max-concurrency 256 > "$WORK/server.log" 2>&1 &
+  AIMASS_GRPC_LISTEN=off "$BIN" serve "$1" --listen "127.0.0.1:$PORT" --max-concurrency 256 > "$WORK/server.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 600); do
     curl -sf -o /dev/null "$URL/v2/health/ready" && return

@@ -27,7 +27,7 @@ grep ' /.*digits-json-1.json$' "$WORK/bodies/requests.txt" | head -1 > "$WORK/re
 
 # Runs one round against `$1`; prints requests/s.
 round() {
-  "$1" serve examples/digits/aimass.toml --listen "127.0.0.1:$PORT" \
+  AIMASS_GRPC_LISTEN=off "$1" serve examples/digits/aimass.toml --listen "127.0.0.1:$PORT" \
     --max-concurrency 256 > "$WORK/server.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 600); do

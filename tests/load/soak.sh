@@ -35,7 +35,7 @@ else
   cp "$WORK/bodies/requests.txt" "$WORK/requests.txt"
 fi
 
-"$BIN" serve examples/digits/aimass.toml --listen "127.0.0.1:$PORT" \
+AIMASS_GRPC_LISTEN=off "$BIN" serve examples/digits/aimass.toml --listen "127.0.0.1:$PORT" \
   --max-concurrency 256 > "$WORK/server.log" 2>&1 &
 SERVER=$!
 URL="http://127.0.0.1:$PORT"

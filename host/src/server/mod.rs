@@ -303,7 +303,7 @@ async fn request_span(request: Request, next: Next) -> Response {
     response
 }
 
-fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     // Unique within the process, and unlikely to repeat across restarts.

@@ -41,15 +41,45 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let limit = state.limits.max_body_bytes;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reporting = tokio::spawn(report_health(health, state.clone()));
     let service = GrpcInferenceServiceServer::new(service::Grpc { state })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(usize::MAX);
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown,
         )
-        .await
+        .await;
+    reporting.abort();
+    served
+}
+
+/// How often `grpc.health.v1` is told whether the server is ready.
+const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Keeps `grpc.health.v1` (Kubernetes' gRPC probes) in step with
+/// `/v2/health/ready`: not serving while loading or draining.
+async fn report_health(reporter: tonic_health::server::HealthReporter, state: Arc<ServerState>) {
+    use tonic_health::ServingStatus;
+    let mut last = None;
+    loop {
+        let status = if state.is_ready() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status("inference.GRPCInferenceService", status)
+                .await;
+            last = Some(status);
+        }
+        tokio::time::sleep(HEALTH_EVERY).await;
+    }
 }

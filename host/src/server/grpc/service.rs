@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 pub struct Grpc {
     pub state: Arc<ServerState>,
@@ -197,7 +198,22 @@ impl GrpcInferenceService for Grpc {
         &self,
         request: Request<pb::ModelInferRequest>,
     ) -> Answer<pb::ModelInferResponse> {
-        Self::infer(&self.state, request.into_inner()).await
+        // As REST: the client's `x-request-id` (or a new one) names every
+        // log line of the request and comes back in the answer's metadata.
+        let id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map_or_else(crate::server::new_request_id, str::to_string);
+        let span = tracing::info_span!("request", id = %id);
+        let mut answer = Self::infer(&self.state, request.into_inner())
+            .instrument(span)
+            .await?;
+        if let Ok(value) = id.parse() {
+            answer.metadata_mut().insert("x-request-id", value);
+        }
+        Ok(answer)
     }
 
     type ModelStreamInferStream =
