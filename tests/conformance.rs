@@ -1,4 +1,5 @@
-//! The stock Python `tritonclient[http]` against the real server: health,
+//! The stock Python `tritonclient[http]` (and `[grpc]`, and KServe's own
+//! clients) against the real server: health,
 //! metadata, repository, config, statistics and inference with binary and
 //! JSON tensors (tests/conformance/tritonclient_conformance.py), with the
 //! repository API behind an admin token.
@@ -92,6 +93,43 @@ async fn tritonclient_grpc_conformance() {
     assert!(
         output.status.success(),
         "gRPC conformance failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    eprintln!("{stdout}");
+    server.stop().await.unwrap();
+}
+
+/// KServe's own clients (the `kserve` package): `InferenceRESTClient` over
+/// v2 REST (it parses the health bodies) and `InferenceGRPCClient`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(aimass_python),
+    ignore = "needs AIMASS_PYTHON, a Python with kserve (bash .ci/run makes one)"
+)]
+async fn kserve_clients_conformance() {
+    let python = std::env::var("AIMASS_PYTHON")
+        .expect("AIMASS_REQUIRE_PYTHON is set but AIMASS_PYTHON is not");
+    let server = TestServer::start(Limits::default()).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/kserve_conformance.py");
+    let rest = server.base.trim_start_matches("http://").to_string();
+    let grpc = server.grpc.trim_start_matches("http://").to_string();
+    let csv = digits_dir().join("data/test.csv");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&rest)
+            .arg(&grpc)
+            .arg(&csv)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "kserve conformance failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
     eprintln!("{stdout}");
