@@ -529,3 +529,73 @@ async fn repository_calls_work_and_need_the_token_when_one_is_set() {
     );
     guarded.stop().await.unwrap();
 }
+
+/// A chaos request over gRPC: `action` (0 echo, 1 loop, 3 panic) and `x`.
+fn chaos(action: i64, x_bytes: usize) -> pb::ModelInferRequest {
+    let input = |name: &str, datatype: &str, shape: Vec<i64>| InferInputTensor {
+        name: name.into(),
+        datatype: datatype.into(),
+        shape,
+        ..Default::default()
+    };
+    pb::ModelInferRequest {
+        model_name: "chaos".into(),
+        inputs: vec![
+            input("action", "INT64", vec![1]),
+            input("x", "FP32", vec![(x_bytes / 4) as i64]),
+        ],
+        raw_input_contents: vec![
+            action.to_le_bytes().to_vec().into(),
+            vec![0; x_bytes].into(),
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_failures_map_to_their_codes() {
+    // A small message limit and a request deadline under the plugin's own
+    // 300 ms budget.
+    let limits = Limits {
+        max_body_bytes: 16 << 10,
+        request_timeout: std::time::Duration::from_millis(100),
+        ..Limits::default()
+    };
+    let server = TestServer::start(limits).await;
+    let mut grpc = client(&server).await;
+    grpc.model_infer(chaos(0, 4))
+        .await
+        .expect("an echo answers");
+
+    // tonic refuses a message over the limit before any handler runs, with
+    // OUT_OF_RANGE (grpc-core says RESOURCE_EXHAUSTED) and the limit named.
+    let too_big = grpc.model_infer(chaos(0, 32 << 10)).await.unwrap_err();
+    assert_eq!(too_big.code(), Code::OutOfRange, "{too_big}");
+    assert!(
+        too_big.message().contains("the limit is: 16384 bytes"),
+        "{}",
+        too_big.message()
+    );
+
+    let late = grpc.model_infer(chaos(1, 4)).await.unwrap_err();
+    assert_eq!(late.code(), Code::DeadlineExceeded, "{late}");
+    assert!(
+        late.message().contains("request timeout of 100 ms"),
+        "{}",
+        late.message()
+    );
+
+    let panicked = grpc.model_infer(chaos(3, 4)).await.unwrap_err();
+    assert_eq!(panicked.code(), Code::Internal, "{panicked}");
+    assert!(
+        panicked.message().contains("chaos was asked to panic"),
+        "{}",
+        panicked.message()
+    );
+
+    // And the server still answers.
+    grpc.model_infer(chaos(0, 4))
+        .await
+        .expect("an echo answers after");
+    server.stop().await.unwrap();
+}
