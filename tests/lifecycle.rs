@@ -299,6 +299,10 @@ async fn drive_rollout(
         if state.starts_with(until) {
             return (seen, config["rollout"].clone());
         }
+        assert!(
+            state.starts_with("step"),
+            "the rollout of `{model}` ended `{state}`, not `{until}`; answers: {seen:?}"
+        );
     }
     panic!("the rollout of `{model}` never reached `{until}`; answers: {seen:?}");
 }
