@@ -5,7 +5,7 @@
 //! One test, on one server: the live-instance gauge is process-wide.
 
 use aimass::server::Limits;
-use aimass_tests::TestServer;
+use aimass_tests::{TestServer, set_scale};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,14 +50,6 @@ async fn wait_for_instances(server: &TestServer, node: &str, want: f64) {
         "`{node}` has {} live instances, expected {want}",
         live_instances(server, node).await
     );
-}
-
-fn set_scale(config: &std::path::Path, from: f64, to: f64) {
-    let text = std::fs::read_to_string(config).unwrap();
-    let old = format!("params = {{ scale = {from:?}, features = 4 }}");
-    assert!(text.contains(&old), "{old} not in the config");
-    let new = format!("params = {{ scale = {to:?}, features = 4 }}");
-    std::fs::write(config, text.replacen(&old, &new, 1)).unwrap();
 }
 
 async fn post(server: &TestServer, path: &str, body: Option<Value>) -> (u16, Value) {

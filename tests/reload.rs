@@ -2,7 +2,7 @@
 //! requests: none may fail, and the new model answers once it is loaded.
 
 use aimass::server::Limits;
-use aimass_tests::TestServer;
+use aimass_tests::{TestServer, set_scale};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,14 +15,6 @@ fn scale_request() -> Value {
 /// The factor the `scale` node applies, read from one answer.
 fn factor(answer: &Value) -> f64 {
     answer["outputs"][0]["data"][0].as_f64().expect("y[0]")
-}
-
-fn set_scale(config: &std::path::Path, from: f64, to: f64) {
-    let text = std::fs::read_to_string(config).unwrap();
-    let old = format!("params = {{ scale = {from:?}, features = 4 }}");
-    assert!(text.contains(&old), "{old} not in the config");
-    let new = format!("params = {{ scale = {to:?}, features = 4 }}");
-    std::fs::write(config, text.replace(&old, &new)).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

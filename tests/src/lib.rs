@@ -334,3 +334,13 @@ pub fn chaos_request(action: i64) -> serde_json::Value {
         {"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]},
     ]})
 }
+
+/// Rewrites a scaler node's `params = { scale = FROM, features = 4 }` in
+/// `config` to scale `to` (the reload tests' visible change).
+pub fn set_scale(config: &std::path::Path, from: f64, to: f64) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let old = format!("params = {{ scale = {from:?}, features = 4 }}");
+    assert!(text.contains(&old), "{old} not in the config");
+    let new = format!("params = {{ scale = {to:?}, features = 4 }}");
+    std::fs::write(config, text.replacen(&old, &new, 1)).unwrap();
+}

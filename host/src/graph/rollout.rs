@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 
 /// Latencies kept per side: the most recent, enough for a p99.
 const LATENCY_SAMPLES: usize = 2048;
+/// How often p99s are compared: sorting the samples on every answer would
+/// put that work on the request path.
+const P99_EVERY: Duration = Duration::from_millis(100);
 /// Compared requests needed before agreement is judged.
 const MIN_COMPARED: u64 = 10;
 
@@ -241,6 +244,8 @@ struct Progress {
     from: Window,
     /// `to` in the current step.
     to: Window,
+    /// When the p99s were last compared (`None`: not yet this step).
+    p99_compared: Option<Instant>,
 }
 
 impl Progress {
@@ -250,6 +255,7 @@ impl Progress {
             step_started: Instant::now(),
             from: Window::default(),
             to: Window::default(),
+            p99_compared: None,
         }
     }
 }
@@ -323,19 +329,25 @@ impl Rollout {
         if p.to.requests < self.bounds.min_requests {
             return;
         }
-        if let Some(broken) = self.broken(&p) {
+        let step_done = p.step_started.elapsed() >= self.bounds.step;
+        let compare_p99 = step_done || p.p99_compared.is_none_or(|at| at.elapsed() >= P99_EVERY);
+        if compare_p99 {
+            p.p99_compared = Some(Instant::now());
+        }
+        if let Some(broken) = self.broken(&p, compare_p99) {
             tracing::warn!(model = %self.model, "rollout: version {} rolled back: {broken}", self.to.0);
             crate::metrics::rollout(&self.model, 0.0, "rolled_back");
             p.phase = Phase::RolledBack(broken);
             return;
         }
-        if p.step_started.elapsed() < self.bounds.step {
+        if !step_done {
             return;
         }
         if step + 1 < self.bounds.steps.len() {
             p.phase = Phase::Step(step + 1);
             p.step_started = Instant::now();
             p.to = Window::default();
+            p.p99_compared = None;
             drop(p);
             self.announce(step + 1);
         } else {
@@ -345,8 +357,8 @@ impl Rollout {
         }
     }
 
-    /// The bound `to` breaks, if any.
-    fn broken(&self, p: &Progress) -> Option<String> {
+    /// The bound `to` breaks, if any; p99s only when `compare_p99`.
+    fn broken(&self, p: &Progress, compare_p99: bool) -> Option<String> {
         let b = &self.bounds;
         let (to_rate, from_rate) = (p.to.error_rate(), p.from.error_rate());
         if to_rate - from_rate > b.max_error_rate_increase {
@@ -358,7 +370,8 @@ impl Rollout {
                 b.max_error_rate_increase * 100.0
             ));
         }
-        if let (Some(to_p99), Some(from_p99)) = (p.to.p99(), p.from.p99())
+        if compare_p99
+            && let (Some(to_p99), Some(from_p99)) = (p.to.p99(), p.from.p99())
             && to_p99 > b.max_p99_ratio * from_p99
         {
             return Some(format!(

@@ -23,6 +23,22 @@ pub enum Dtype {
     Int64,
 }
 
+/// A request's shape as dimensions, or why not: every front end gives
+/// the same message.
+pub fn dims_of(shape: &[i64]) -> Result<Vec<u32>, String> {
+    shape
+        .iter()
+        .map(|&d| {
+            u32::try_from(d).map_err(|_| {
+                format!(
+                    "dimension {d} of shape {shape:?} is not a size of 0..={}",
+                    u32::MAX
+                )
+            })
+        })
+        .collect()
+}
+
 /// Every datatype the protocol names. Models take the seven that `wasi:nn`
 /// tensors carry; the others are recognised so that the error can say so
 /// instead of calling the name unknown.

@@ -11,7 +11,7 @@ mod dtype;
 mod rows;
 
 pub use check::{Mismatch, check, check_dims, compatible};
-pub use dtype::{Dtype, TensorSpec, shape_text};
+pub use dtype::{Dtype, TensorSpec, dims_of, shape_text};
 pub use rows::{concat, scatter};
 
 use bytes::Bytes;

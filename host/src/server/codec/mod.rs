@@ -13,7 +13,7 @@ pub use framing::{Encoded, HEADER_LENGTH, split_body};
 use super::error::ApiError;
 use super::protocol::{InferRequest as WireRequest, InferResponse as WireResponse, OutputTensor};
 use crate::service::{InferRequest, InferResponse, flag};
-use crate::tensor::{Dtype, NamedTensor, Tensor};
+use crate::tensor::{Dtype, NamedTensor, Tensor, dims_of};
 use bytes::Bytes;
 use framing::BinaryTail;
 use serde_json::{Map, Value};
@@ -111,19 +111,7 @@ fn decode_input(
     let name = input.name;
     let bad = |message: String| ApiError::BadRequest(format!("input `{name}`: {message}"));
     let dtype = elements::dtype(&input.datatype).map_err(bad)?;
-    let dims = input
-        .shape
-        .iter()
-        .map(|&d| {
-            u32::try_from(d).map_err(|_| {
-                bad(format!(
-                    "dimension {d} of shape {:?} is not a size of 0..={}",
-                    input.shape,
-                    u32::MAX
-                ))
-            })
-        })
-        .collect::<Result<Vec<u32>, _>>()?;
+    let dims = dims_of(&input.shape).map_err(bad)?;
     let too_big = || bad("it has more elements than fit in memory".into());
     let count = dims
         .iter()

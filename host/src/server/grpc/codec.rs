@@ -9,7 +9,7 @@ use super::proto::{
     model_infer_response::InferOutputTensor,
 };
 use crate::service::{InferRequest, InferResponse, ServiceError, flag};
-use crate::tensor::{Dtype, NamedTensor, Tensor};
+use crate::tensor::{Dtype, NamedTensor, Tensor, dims_of};
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -102,19 +102,7 @@ fn decode_input(input: InferInputTensor, raw: Option<Bytes>) -> Result<NamedTens
     let name = input.name;
     let bad = |message: String| ServiceError::client(format!("input `{name}`: {message}"));
     let dtype = Dtype::parse(&input.datatype).map_err(bad)?;
-    let dims = input
-        .shape
-        .iter()
-        .map(|&d| {
-            u32::try_from(d).map_err(|_| {
-                bad(format!(
-                    "dimension {d} of shape {:?} is not a size of 0..={}",
-                    input.shape,
-                    u32::MAX
-                ))
-            })
-        })
-        .collect::<Result<Vec<u32>, _>>()?;
+    let dims = dims_of(&input.shape).map_err(bad)?;
     let data = match (raw, input.contents) {
         (Some(_), Some(_)) => {
             return Err(bad(
