@@ -7,6 +7,7 @@
 // panic: unwrap/expect are for tests only.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod error_kind;

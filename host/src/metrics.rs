@@ -45,6 +45,16 @@ pub const ROLLOUT_SHARE: &str = "aimass_rollout_share";
 /// A rollout's moves, by what happened (`step`, `promoted`, `rolled_back`).
 pub const ROLLOUT_EVENTS: &str = "aimass_rollout_events_total";
 
+/// Requests (and feedback entries) written to a capture file, per model.
+pub const CAPTURE_ROWS: &str = "aimass_capture_rows_total";
+/// Captured entries lost, per model and reason (`queue_full`: the writer
+/// fell behind; `write_failed`: the disk refused the file).
+pub const CAPTURE_DROPPED: &str = "aimass_capture_dropped_total";
+/// Capture files written, per model.
+pub const CAPTURE_FILES: &str = "aimass_capture_files_total";
+/// Capture files deleted by the retention limits, per model.
+pub const CAPTURE_DELETED: &str = "aimass_capture_files_deleted_total";
+
 /// The label for a model name the config does not have: names clients send
 /// never become metric series of their own.
 pub const UNKNOWN_MODEL: &str = "(unknown)";
@@ -208,6 +218,22 @@ pub fn shadow_dropped(shadow: &str) {
 pub fn rollout(model: &str, to_share: f64, event: &'static str) {
     gauge!(ROLLOUT_SHARE, "model" => model.to_string()).set(to_share);
     counter!(ROLLOUT_EVENTS, "model" => model.to_string(), "event" => event).increment(1);
+}
+
+/// `rows` captured entries of `model` lost, and why.
+pub fn capture_dropped(model: &str, reason: &'static str, rows: u64) {
+    counter!(CAPTURE_DROPPED, "model" => model.to_string(), "reason" => reason).increment(rows);
+}
+
+/// A capture file of `rows` entries written for `model`.
+pub fn capture_written(model: &str, rows: u64) {
+    counter!(CAPTURE_ROWS, "model" => model.to_string()).increment(rows);
+    counter!(CAPTURE_FILES, "model" => model.to_string()).increment(1);
+}
+
+/// `files` capture files of `model` deleted by its retention limits.
+pub fn capture_deleted(model: &str, files: u64) {
+    counter!(CAPTURE_DELETED, "model" => model.to_string()).increment(files);
 }
 
 /// A model load through the repository API.

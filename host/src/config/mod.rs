@@ -1,9 +1,11 @@
 //! The operator's config file: parsing, and errors that point at the file,
 //! the line and the key, and say what would fix them.
 
+mod capture;
 mod types;
 mod versions;
 
+pub use capture::{CaptureConfig, MAX_FILE_BYTES};
 pub use types::*;
 pub use versions::{ROLLOUT_SUFFIX, Versions, check as check_versions, split_version};
 

@@ -54,6 +54,9 @@ pub struct Config {
     /// promoted or rolled back by the host itself.
     #[serde(default)]
     pub rollouts: BTreeMap<String, RolloutConfig>,
+    /// What of a model's traffic is kept on disk (Parquet), by model.
+    #[serde(default)]
+    pub capture: BTreeMap<String, super::CaptureConfig>,
 }
 
 /// A rollout of a model from version `from` to version `to`: `to` takes a

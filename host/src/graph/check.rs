@@ -233,6 +233,7 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
         }
     }
     check_sections(file, &mut errors);
+    super::capture::check(file, &mut errors);
 
     // Cycles between hierarchies; the order is a depth-first post-order.
     let mut order = Vec::new();

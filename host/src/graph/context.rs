@@ -17,6 +17,9 @@ pub struct Request {
     pub id: Option<String>,
     /// Record each model's time and outcome.
     pub trace: bool,
+    /// Inner models whose outputs come back in [`Response::kept`] (by
+    /// name; a version's key or its model's name).
+    pub keep: Vec<String>,
 }
 
 /// A model's answer.
@@ -31,6 +34,9 @@ pub struct Response {
     /// The version that answered, when a rollout chose it (the first
     /// rollout on the request's path).
     pub version: Option<u64>,
+    /// The outputs of the inner models asked for in [`Request::keep`], by
+    /// name, from the first call of each (models not called are missing).
+    pub kept: Vec<(String, Vec<NamedTensor>)>,
 }
 
 /// A soft member that failed and was left out of the answer.
@@ -66,6 +72,8 @@ pub(super) struct Context {
     trace: Option<Mutex<Vec<TraceEntry>>>,
     dropped: Mutex<Vec<Dropped>>,
     version: std::sync::OnceLock<u64>,
+    keep: Vec<String>,
+    kept: Mutex<Vec<(String, Vec<NamedTensor>)>>,
 }
 
 impl Context {
@@ -73,6 +81,7 @@ impl Context {
         parameters: BTreeMap<String, serde_json::Value>,
         id: Option<String>,
         trace: bool,
+        keep: Vec<String>,
     ) -> Context {
         Context {
             parameters,
@@ -80,7 +89,37 @@ impl Context {
             trace: trace.then(|| Mutex::new(Vec::new())),
             dropped: Mutex::new(Vec::new()),
             version: std::sync::OnceLock::new(),
+            keep,
+            kept: Mutex::new(Vec::new()),
         }
+    }
+
+    /// True when `model` (a section key) answers a name in `keep`.
+    pub fn keeps(&self, model: &str) -> bool {
+        !self.keep.is_empty()
+            && self
+                .keep
+                .iter()
+                .any(|k| k == model || k == crate::config::split_version(model).0)
+    }
+
+    /// Keeps `outputs` of `model` for the response, unless an earlier call
+    /// of it was kept.
+    pub fn keep_outputs(&self, model: &str, outputs: &[NamedTensor]) {
+        if let Ok(mut kept) = self.kept.lock()
+            && !kept.iter().any(|(name, _)| name == model)
+        {
+            // Tensors share their bytes: this copies no data.
+            kept.push((model.to_string(), outputs.to_vec()));
+        }
+    }
+
+    /// The kept outputs, once the request is done.
+    pub fn take_kept(&self) -> Vec<(String, Vec<NamedTensor>)> {
+        self.kept
+            .lock()
+            .map(|mut kept| std::mem::take(&mut *kept))
+            .unwrap_or_default()
     }
 
     pub fn tracing(&self) -> bool {

@@ -17,6 +17,7 @@
 mod batching;
 mod build;
 mod builder;
+mod capture;
 mod cascade;
 mod check;
 mod context;

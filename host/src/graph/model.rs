@@ -204,7 +204,12 @@ impl Served {
 
     /// Answers one request.
     pub async fn run(self: &Arc<Self>, request: Request) -> Result<Response, ExecError> {
-        let context = Arc::new(Context::new(request.parameters, request.id, request.trace));
+        let context = Arc::new(Context::new(
+            request.parameters,
+            request.id,
+            request.trace,
+            request.keep,
+        ));
         let outputs = self.call(&context, request.inputs).await?;
         let (trace, dropped) = context.finish();
         Ok(Response {
@@ -212,6 +217,7 @@ impl Served {
             dropped,
             trace,
             version: context.chosen_version(),
+            kept: context.take_kept(),
         })
     }
 
@@ -222,6 +228,24 @@ impl Served {
         inputs: Vec<NamedTensor>,
     ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
         async move {
+            if context.keeps(&self.name) {
+                let result = self.traced(context, inputs).await;
+                if let Ok(outputs) = &result {
+                    context.keep_outputs(&self.name, outputs);
+                }
+                return result;
+            }
+            self.traced(context, inputs).await
+        }
+        .boxed()
+    }
+
+    async fn traced(
+        self: &Arc<Self>,
+        context: &Arc<Context>,
+        inputs: Vec<NamedTensor>,
+    ) -> Result<Vec<NamedTensor>, ExecError> {
+        {
             if !context.tracing() {
                 return self.body(context, inputs).await;
             }
@@ -240,7 +264,6 @@ impl Served {
             });
             result
         }
-        .boxed()
     }
 
     async fn body(

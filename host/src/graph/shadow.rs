@@ -112,6 +112,7 @@ impl Shadow {
             context.parameters.clone(),
             context.id.clone(),
             false,
+            Vec::new(),
         ));
         tokio::spawn(
             async move {

@@ -17,13 +17,13 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
 
-type Shared = State<Arc<ServerState>>;
+pub(super) type Shared = State<Arc<ServerState>>;
 
 /// A model (and maybe version) named in the path; a malformed one is a
 /// `{"error"}` 400 like every other mistake.
 #[derive(Debug, serde::Deserialize)]
 pub struct ModelPath {
-    model: String,
+    pub(super) model: String,
     version: Option<String>,
 }
 
@@ -176,7 +176,7 @@ pub async fn model_stats(State(state): Shared, path: ModelPath) -> Result<Json<V
 /// Management bodies are small JSON objects.
 const MANAGEMENT_BODY_BYTES: usize = 64 << 10;
 
-async fn management_body(
+pub(super) async fn management_body(
     state: &ServerState,
     headers: &HeaderMap,
     body: Body,
@@ -290,11 +290,13 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 pub async fn infer(
     State(state): Shared,
     path: ModelPath,
+    request_id: Option<axum::Extension<super::RequestId>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
-    let result = answer(&state, &path, &headers, body, received).await;
+    let request_id = request_id.map(|axum::Extension(id)| id.0);
+    let result = answer(&state, &path, &headers, body, received, request_id).await;
     let status = result
         .as_ref()
         .map_or_else(ApiError::status, |_| StatusCode::OK);
@@ -309,6 +311,7 @@ async fn answer(
     headers: &HeaderMap,
     body: Body,
     received: Instant,
+    request_id: Option<String>,
 ) -> Result<Response, ApiError> {
     let limits = &state.limits;
     // Read within its deadline and the bytes budget, which stays charged
@@ -330,7 +333,8 @@ async fn answer(
     };
     let (json, binary) = codec::split_body(json_length, &bytes)?;
     let binary = bytes.slice_ref(binary);
-    let decoded = codec::decode(json, binary, received)?;
+    let mut decoded = codec::decode(json, binary, received)?;
+    decoded.request.request_id = request_id;
     drop(bytes);
     let answer = state
         .service

@@ -7,6 +7,7 @@ mod admin;
 mod body;
 mod codec;
 mod error;
+mod feedback;
 pub mod grpc;
 mod handlers;
 mod json_data;
@@ -217,6 +218,12 @@ impl Server {
                 Ok(Ok(())) => {}
             }
         }
+        // What the captures hold is written before the server says it stopped.
+        let closing = state.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || closing.service.close_captures()).await
+        {
+            tracing::warn!("closing the captures failed: {e}");
+        }
         served.map_err(ServeError::Serve)?;
         let failed = failure.lock().ok().and_then(|mut slot| slot.take());
         match failed {
@@ -270,6 +277,7 @@ fn management(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
         .route("/v2/repository/index", post(repository_index))
         .route("/v2/repository/models/{model}/load", post(load))
         .route("/v2/repository/models/{model}/unload", post(unload))
+        .route("/v2/models/{model}/feedback", post(feedback::feedback))
         .route_layer(middleware::from_fn_with_state(
             state.admin_token.clone(),
             admin::require_admin,
@@ -279,13 +287,14 @@ fn management(state: Arc<ServerState>) -> Router<Arc<ServerState>> {
 /// Runs each request in a span carrying its id (the client's
 /// `x-request-id`, or a new one), so every log line of the request, down to
 /// a plugin's own log, names it; the id is sent back in the same header.
-async fn request_span(request: Request, next: Next) -> Response {
+async fn request_span(mut request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map_or_else(new_request_id, str::to_string);
+    request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", id = %id);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -302,6 +311,10 @@ async fn request_span(request: Request, next: Next) -> Response {
     }
     response
 }
+
+/// A request's `x-request-id` (the client's or a new one), for handlers.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub String);
 
 pub(crate) fn new_request_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

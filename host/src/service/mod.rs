@@ -5,6 +5,7 @@
 //! lookup, admission, validation, the deadline and accounting happen here
 //! once.
 
+mod capturing;
 mod catalog;
 mod error;
 mod request;
@@ -18,9 +19,11 @@ pub(crate) use request::{check_inputs, check_outputs, flag};
 pub use stats::{ModelStats, Phases};
 pub use watch::watch;
 
+use crate::capture::{Captures, Feedback};
 use crate::error_kind::ErrorKind;
 use crate::graph::{Request, Served};
 use crate::repository::Repository;
+use capturing::Capturing;
 use catalog::Catalog;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +48,7 @@ pub struct InferenceService {
     inflight: Arc<Semaphore>,
     catalog: Catalog,
     stats: Mutex<BTreeMap<String, Arc<ModelStats>>>,
+    captures: std::sync::RwLock<Arc<Captures>>,
 }
 
 impl std::fmt::Debug for InferenceService {
@@ -63,6 +67,7 @@ impl InferenceService {
             inflight: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
             catalog: Catalog::new(config),
             stats: Mutex::new(BTreeMap::new()),
+            captures: std::sync::RwLock::new(Arc::new(Captures::default())),
         }
     }
 
@@ -73,7 +78,48 @@ impl InferenceService {
 
     /// Serves everything `repository` holds.
     pub fn install(&self, repository: Repository) {
+        self.start_captures(&repository.file);
         self.catalog.install(repository);
+    }
+
+    /// Starts the capture of every model `file` captures; an unchanged
+    /// capture goes on as it was.
+    fn start_captures(&self, file: &crate::config::ConfigFile) {
+        let mut captures = self.captures.write().unwrap_or_else(|p| p.into_inner());
+        *captures = Arc::new(Captures::start(file, Some(&captures)));
+    }
+
+    fn captures(&self) -> Arc<Captures> {
+        self.captures
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Writes what every capture holds and stops them (blocking: call it
+    /// off the async workers, once serving has stopped).
+    pub fn close_captures(&self) {
+        self.captures().close();
+    }
+
+    /// Stores the truth about an earlier request to `model`, beside its
+    /// capture.
+    pub fn feedback(&self, model: &str, feedback: Feedback) -> Result<(), ServiceError> {
+        if !self.catalog.contains(model) {
+            return Err(ServiceError::not_found(format!("unknown model `{model}`")));
+        }
+        let captures = self.captures();
+        let Some(sink) = captures.sink(model) else {
+            return Err(ServiceError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "model `{model}` is not captured, so feedback has nothing to join; \
+                     add [capture.{model}] to the config"
+                ),
+            ));
+        };
+        sink.offer_feedback(feedback);
+        Ok(())
     }
 
     /// True once the first install happened.
@@ -110,6 +156,13 @@ impl InferenceService {
     pub async fn load(&self, name: &str) -> Result<Duration, ServiceError> {
         let result = self.catalog.load(name).await;
         crate::metrics::model_load(self.metric_label(name), result.is_ok());
+        if result.is_ok() {
+            // The load read a file that passed its check: capture follows it.
+            match crate::config::ConfigFile::load(self.config()) {
+                Ok(file) => self.start_captures(&file),
+                Err(e) => tracing::warn!("capture settings not reloaded: {e}"),
+            }
+        }
         result
     }
 
@@ -168,10 +221,15 @@ impl InferenceService {
         let served = self.model(model, version)?;
         let received = request.received;
         let stats = self.stats(&served.name);
-        let result = self.answer(&served, request).await;
+        let capture = self.captures().sink(served.model_name()).cloned();
+        let mut taken = capture.and_then(|sink| Capturing::start(sink, &request));
+        let result = self.answer(&served, request, taken.as_mut()).await;
         match &result {
             Ok((_, rows, phases)) => stats.success(*rows, received.elapsed(), *phases),
             Err(_) => stats.failure(received.elapsed()),
+        }
+        if let Some(capturing) = taken {
+            capturing.finish(&served, &result, received.elapsed());
         }
         result.map(|(response, _, _)| response)
     }
@@ -180,9 +238,14 @@ impl InferenceService {
         &self,
         model: &Arc<Served>,
         request: InferRequest,
+        mut capturing: Option<&mut Capturing>,
     ) -> Result<(InferResponse, u64, Phases), ServiceError> {
         let trace = flag(&request.parameters, "trace")?;
         let (inputs, rows) = check_inputs(model, request.inputs, self.limits.max_batch_rows)?;
+        let keep = match capturing.as_deref_mut() {
+            Some(capturing) => capturing.checked(&inputs),
+            None => Vec::new(),
+        };
         if let Some(requested) = &request.outputs {
             check_outputs(model, requested)?;
         }
@@ -199,6 +262,7 @@ impl InferenceService {
             parameters: request.parameters,
             id: request.id.clone(),
             trace,
+            keep,
         });
         let timeout = self.limits.request_timeout;
         let answer = tokio::time::timeout(timeout, run).await.map_err(|_| {
@@ -211,7 +275,11 @@ impl InferenceService {
                 ),
             )
         })??;
+        let mut answer = answer;
         let ran = Instant::now();
+        if let Some(capturing) = capturing {
+            capturing.answered(&mut answer);
+        }
         let outputs = request::select_outputs(model, answer.outputs, request.outputs.as_deref())?;
         let phases = Phases {
             input: checked - request.received,

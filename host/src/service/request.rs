@@ -14,6 +14,9 @@ use std::time::Instant;
 pub struct InferRequest {
     /// The client's request id.
     pub id: Option<String>,
+    /// The transport's id for the request (`x-request-id`): what capture
+    /// keys a request by when it has no `id`.
+    pub request_id: Option<String>,
     /// Request parameters (`trace`; switches read the others).
     pub parameters: BTreeMap<String, Value>,
     /// Named input tensors, in any order.

@@ -95,6 +95,7 @@ pub fn decode(json: &[u8], binary: Bytes, received: Instant) -> Result<Decoded, 
     Ok(Decoded {
         request: InferRequest {
             id: request.id,
+            request_id: None,
             parameters,
             inputs,
             outputs,

@@ -64,6 +64,7 @@ pub fn decode(request: ModelInferRequest, received: Instant) -> Result<Decoded, 
         version,
         InferRequest {
             id,
+            request_id: None,
             parameters,
             inputs,
             outputs,

@@ -45,9 +45,12 @@ impl Grpc {
     async fn infer(
         state: &ServerState,
         request: pb::ModelInferRequest,
+        request_id: Option<String>,
     ) -> Answer<pb::ModelInferResponse> {
         let received = Instant::now();
-        let (model, version, request) = codec::decode(request, received).map_err(|e| status(&e))?;
+        let (model, version, mut request) =
+            codec::decode(request, received).map_err(|e| status(&e))?;
+        request.request_id = request_id;
         let answer = state
             .service
             .infer(&model, version.as_deref(), request)
@@ -207,7 +210,7 @@ impl GrpcInferenceService for Grpc {
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map_or_else(crate::server::new_request_id, str::to_string);
         let span = tracing::info_span!("request", id = %id);
-        let mut answer = Self::infer(&self.state, request.into_inner())
+        let mut answer = Self::infer(&self.state, request.into_inner(), Some(id.clone()))
             .instrument(span)
             .await?;
         if let Ok(value) = id.parse() {
@@ -239,7 +242,7 @@ impl GrpcInferenceService for Grpc {
                         break;
                     }
                 };
-                let answer = match Self::infer(&state, next).await {
+                let answer = match Self::infer(&state, next, None).await {
                     Ok(response) => pb::ModelStreamInferResponse {
                         error_message: String::new(),
                         infer_response: Some(response.into_inner()),

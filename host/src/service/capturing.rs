@@ -1,0 +1,105 @@
+//! One request on its way to a model's capture: sampled when it arrives,
+//! filled as it is answered, offered to the capture's writer at the end.
+
+use super::{InferRequest, InferResponse, Phases, ServiceError};
+use crate::capture::{Record, Sink};
+use crate::graph::{Response, Served};
+use crate::tensor::NamedTensor;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// An error message is kept up to this many bytes.
+const MAX_ERROR: usize = 1024;
+
+pub(super) struct Capturing {
+    sink: Arc<Sink>,
+    id: String,
+    time_us: i64,
+    inputs: Vec<NamedTensor>,
+    outputs: Vec<NamedTensor>,
+    inner: Vec<(String, Vec<NamedTensor>)>,
+    version: Option<u64>,
+}
+
+impl Capturing {
+    /// The capture of `request`, when it is in the sample.
+    pub fn start(sink: Arc<Sink>, request: &InferRequest) -> Option<Capturing> {
+        let id = request
+            .id
+            .clone()
+            .or_else(|| request.request_id.clone())
+            .unwrap_or_else(fresh_id);
+        if !sink.sampled(&id) {
+            return None;
+        }
+        let time_us = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        Some(Capturing {
+            sink,
+            id,
+            time_us,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            inner: Vec::new(),
+            version: None,
+        })
+    }
+
+    /// Keeps the checked inputs (shared, not copied); returns the inner
+    /// models whose outputs the run must keep.
+    pub fn checked(&mut self, inputs: &[NamedTensor]) -> Vec<String> {
+        let config = self.sink.config();
+        if config.inputs {
+            self.inputs = inputs.to_vec();
+        }
+        config.inner.clone()
+    }
+
+    /// Keeps what the model and the inner models answered.
+    pub fn answered(&mut self, response: &mut Response) {
+        if self.sink.config().outputs {
+            self.outputs = response.outputs.clone();
+        }
+        self.inner = std::mem::take(&mut response.kept);
+        self.version = response.version;
+    }
+
+    /// Offers the record to the capture's writer.
+    pub fn finish(
+        self,
+        model: &Served,
+        result: &Result<(InferResponse, u64, Phases), ServiceError>,
+        took: Duration,
+    ) {
+        let error = result.as_ref().err().map(|e| {
+            let text = e.to_string();
+            let mut end = text.len().min(MAX_ERROR);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text[..end].to_string()
+        });
+        self.sink.offer(Record {
+            id: self.id,
+            time_us: self.time_us,
+            version: self.version.unwrap_or_else(|| model.version()),
+            latency_us: took.as_micros() as u64,
+            error,
+            inputs: self.inputs,
+            outputs: self.outputs,
+            inner: self.inner,
+        });
+    }
+}
+
+/// An id for a request that came with none (not through a server).
+fn fresh_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "capture-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
