@@ -20,7 +20,10 @@ fn write_config(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(root.join("tests/configs/capture.toml"))
         .unwrap()
         .replace("@PLUGINS@", &plugins.display().to_string())
-        .replace("@DIGITS@", &root.join("examples/digits").display().to_string())
+        .replace(
+            "@DIGITS@",
+            &root.join("examples/digits").display().to_string(),
+        )
         .replace("@CACHE@", &dir.join("cache").display().to_string());
     let path = dir.join("capture.toml");
     std::fs::write(&path, text).unwrap();
@@ -37,11 +40,10 @@ fn read_all(folder: &Path) -> (usize, usize) {
             continue;
         }
         let file = std::fs::File::open(entry.path()).unwrap();
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .unwrap_or_else(|e| panic!("{name} is not a whole Parquet file: {e}"))
-                .build()
-                .unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap_or_else(|e| panic!("{name} is not a whole Parquet file: {e}"))
+            .build()
+            .unwrap();
         for batch in reader {
             rows += batch
                 .unwrap_or_else(|e| panic!("{name} cannot be read: {e}"))

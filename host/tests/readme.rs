@@ -123,6 +123,21 @@ async fn the_readme_serves_and_answers_as_printed() {
     assert_eq!(answer["outputs"][0]["data"], serde_json::json!([label]));
     assert!(readme.contains(&format!("the answer is `{label}`")));
 
+    // The feedback command, as printed: the example captures `digits`.
+    let feedback = shell
+        .iter()
+        .find(|b| b.contains("/feedback"))
+        .expect("a feedback command");
+    assert!(feedback.contains(&format!("\"label\": {label}")));
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(feedback.trim().replace("127.0.0.1:8000", &address))
+        .output()
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(stored["id"], "digit-1", "{stored}");
+
     // The tritonclient examples (HTTP, then gRPC), as printed, at the
     // test's ports.
     let grpc_address = grpc_address

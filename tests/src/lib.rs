@@ -62,7 +62,13 @@ pub fn digits_dir() -> std::path::PathBuf {
 
 /// The digits test split: 64 raw pixel values (0-16) and the label per row.
 pub fn digits_test_rows() -> Vec<(Vec<f32>, i64)> {
-    let text = std::fs::read_to_string(digits_dir().join("data/test.csv")).expect("test.csv");
+    digits_rows("test")
+}
+
+/// A split of the digits data (`test` or `train`), as [`digits_test_rows`].
+pub fn digits_rows(split: &str) -> Vec<(Vec<f32>, i64)> {
+    let path = digits_dir().join(format!("data/{split}.csv"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .skip(1)
         .map(|line| {
@@ -214,13 +220,29 @@ impl TestServer {
         Self::start_with(relative, limits, token, Some(every)).await
     }
 
+    /// Serves the config file at `config` (one [`write_config`] wrote and
+    /// the test edited), once it is ready.
+    pub async fn start_file(config: std::path::PathBuf) -> TestServer {
+        let limits = aimass::server::Limits::default();
+        let token = aimass::server::AdminToken::none();
+        Self::serve(config, limits, token, None).await
+    }
+
     async fn start_with(
         relative: &str,
         limits: aimass::server::Limits,
         admin_token: aimass::server::AdminToken,
         watch: Option<std::time::Duration>,
     ) -> TestServer {
-        let config = write_config(relative);
+        Self::serve(write_config(relative), limits, admin_token, watch).await
+    }
+
+    async fn serve(
+        config: std::path::PathBuf,
+        limits: aimass::server::Limits,
+        admin_token: aimass::server::AdminToken,
+        watch: Option<std::time::Duration>,
+    ) -> TestServer {
         let server = aimass::server::Server::bind(aimass::server::ServeOptions {
             config: config.clone(),
             listen: "127.0.0.1:0".parse().expect("address"),
