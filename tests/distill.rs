@@ -1,8 +1,9 @@
-//! The distillation loop on the digits example, end to end: the training
-//! split is served through the `digits` cascade with capture on (and a
-//! third of it gets feedback), `examples/digits/distill.py` distils a new
-//! student from the capture, and a load of `student-head` swaps it in while
-//! clients keep calling, with no failed request. The served student must
+//! The distillation loop on the digits example, end to end, with the
+//! example's own scripts: `replay.py` serves the training split through the
+//! `digits` cascade with capture on (a third of it gets feedback),
+//! `distill.py` distils a new student from the capture, and a load of
+//! `student-head` swaps it in while clients keep calling, with no failed
+//! request. The served student must
 //! have changed and keep its accuracy on the test split.
 
 use aimass_tests::{TestServer, digits_dir, digits_rows, read_json, write_config};
@@ -44,6 +45,28 @@ async fn student_on_test_split(server: &TestServer) -> (f64, Vec<Value>) {
     (correct as f64 / rows.len() as f64, probabilities)
 }
 
+/// Runs `examples/digits/SCRIPT` with `args` in the example's folder; its
+/// JSON summary.
+async fn run_python(python: &str, script: &str, args: Vec<String>) -> Value {
+    let (python, file) = (python.to_string(), script.to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(&file)
+            .args(&args)
+            .current_dir(digits_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 async fn metric(server: &TestServer, series: &str) -> f64 {
     let text = server
         .client
@@ -78,38 +101,25 @@ async fn a_student_distilled_from_captured_traffic_is_swapped_in_without_a_failu
     let server = TestServer::start_file(config).await;
     let (before, before_probabilities) = student_on_test_split(&server).await;
 
-    // Traffic: the training split, one image per request, four clients; a
-    // third of the requests get their true label back as feedback.
-    let train = Arc::new(digits_rows("train"));
-    let mut clients = Vec::new();
-    for client in 0..4 {
-        let (train, http, base) = (train.clone(), server.client.clone(), server.base.clone());
-        clients.push(tokio::spawn(async move {
-            for i in (client..train.len()).step_by(4) {
-                let id = format!("train-{i:04}");
-                let response = http
-                    .post(format!("{base}/v2/models/digits/infer"))
-                    .header("x-request-id", &id)
-                    .json(&pixels(&train[i..=i]))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200);
-                if i % 3 == 0 {
-                    let response = http
-                        .post(format!("{base}/v2/models/digits/feedback"))
-                        .json(&json!({"id": id, "label": train[i].1}))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(response.status(), 200);
-                }
-            }
-        }));
-    }
-    for client in clients {
-        client.await.unwrap();
-    }
+    // Traffic: the training split, one image per request, with a third of
+    // the requests' true labels sent back as feedback (replay.py, as the
+    // example's README runs it).
+    let train = digits_rows("train");
+    let python = std::env::var("AIMASS_PYTHON").unwrap();
+    let replayed = run_python(
+        &python,
+        "replay.py",
+        vec![
+            "--url".into(),
+            server.base.clone(),
+            "--data".into(),
+            "data/train.csv".into(),
+            "--feedback-every".into(),
+            "3".into(),
+        ],
+    )
+    .await;
+    assert_eq!(replayed["requests"], train.len());
     let expected = (train.len() + train.len().div_ceil(3)) as f64;
     let started = Instant::now();
     while metric(&server, "aimass_capture_rows_total{model=\"digits\"}").await < expected {
@@ -120,27 +130,15 @@ async fn a_student_distilled_from_captured_traffic_is_swapped_in_without_a_failu
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let python = std::env::var("AIMASS_PYTHON").unwrap();
-    let script = digits_dir().join("distill.py");
-    let capture = dir.join("capture/digits");
-    let (out, distilled) = (student.clone(), dir.clone());
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(&script)
-            .arg(&capture)
-            .arg(&out)
-            .current_dir(&distilled)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "distill.py: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = run_python(
+        &python,
+        "distill.py",
+        vec![
+            dir.join("capture/digits").display().to_string(),
+            student.display().to_string(),
+        ],
+    )
+    .await;
     assert_eq!(summary["requests"], train.len());
     assert_eq!(summary["labelled"], train.len().div_ceil(3));
     assert!(summary["escalated"].as_u64().unwrap() > 0, "{summary}");
