@@ -98,7 +98,7 @@ async fn a_student_distilled_from_captured_traffic_is_swapped_in_without_a_failu
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains(&committed));
     std::fs::write(&config, text.replace(&committed, "\"student.onnx\"")).unwrap();
-    let server = TestServer::start_file(config).await;
+    let server = TestServer::start_file(config.clone()).await;
     let (before, before_probabilities) = student_on_test_split(&server).await;
 
     // Traffic: the training split, one image per request, with a third of
@@ -129,6 +129,29 @@ async fn a_student_distilled_from_captured_traffic_is_swapped_in_without_a_failu
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // `aimass eval` on the capture: what was served to the requests with
+    // feedback, and the model run again on the same inputs, agree.
+    let captured = aimass::eval::read_capture(&dir.join("capture/digits"), "pixels").unwrap();
+    assert_eq!(captured.live.samples as usize, train.len().div_ceil(3));
+    let live = captured.live.accuracy;
+    assert!((live - replayed["accuracy_with_feedback"].as_f64().unwrap()).abs() < 1e-9);
+    let stages = captured.live.stages.clone().expect("the cascade's stages");
+    assert_eq!(
+        stages.iter().map(|s| s.samples).sum::<u64>(),
+        captured.live.samples
+    );
+    let repository = aimass::repository::Repository::open(&config).await.unwrap();
+    let report = aimass::eval::evaluate(
+        &repository.models["digits"],
+        &captured.dataset,
+        "capture",
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.scores.accuracy, live);
+    drop(repository);
 
     let summary = run_python(
         &python,

@@ -31,7 +31,7 @@ def main():
     args = parser.parse_args()
     with open(args.data, newline="") as f:
         rows = list(csv.reader(f))[1:]
-    sent = labelled = correct = 0
+    sent = labelled = correct = labelled_correct = 0
     for i, row in enumerate(rows):
         pixels, label = [float(v) for v in row[:-1]], int(row[-1])
         request_id = f"replay-{i:05d}"
@@ -49,7 +49,13 @@ def main():
                 {"id": request_id, "label": label},
             )
             labelled += 1
-    print(json.dumps({"requests": sent, "feedback": labelled, "accuracy": round(correct / sent, 4)}))
+            labelled_correct += int(served == label)
+    print(json.dumps({
+        "requests": sent,
+        "feedback": labelled,
+        "accuracy": correct / sent,
+        "accuracy_with_feedback": labelled_correct / max(labelled, 1),
+    }))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-//! `aimass eval CONFIG --model NAME --data FILE.csv [--batch N] [--json]`.
+//! `aimass eval CONFIG --model NAME --data FILE.csv|CAPTURE [--batch N] [--json]`.
 
-use crate::eval::{Dataset, evaluate, render};
+use crate::eval::{Dataset, evaluate, input_name, read_capture, render};
 use crate::repository::Repository;
 use std::path::Path;
 
@@ -12,7 +12,12 @@ pub async fn run(
     batch: usize,
     json: bool,
 ) -> Result<(), String> {
-    let dataset = Dataset::read_csv(data)?;
+    // A capture folder is read once the model's input name is known.
+    let csv = if data.is_dir() {
+        None
+    } else {
+        Some(Dataset::read_csv(data)?)
+    };
     let repository = Repository::open(config).await.map_err(|e| e.to_string())?;
     let served = repository.models.get(model).ok_or_else(|| {
         let names: Vec<&str> = repository.models.keys().map(String::as_str).collect();
@@ -22,7 +27,15 @@ pub async fn run(
             names.join(", ")
         )
     })?;
-    let report = evaluate(served, &dataset, &data.display().to_string(), batch).await?;
+    let (dataset, live) = match csv {
+        Some(dataset) => (dataset, None),
+        None => {
+            let captured = read_capture(data, &input_name(served)?)?;
+            (captured.dataset, Some(captured.live))
+        }
+    };
+    let mut report = evaluate(served, &dataset, &data.display().to_string(), batch).await?;
+    report.live = live;
     if json {
         println!(
             "{}",

@@ -63,8 +63,10 @@ enum Command {
         #[arg(long, env = "AIMASS_INPUT")]
         input: PathBuf,
     },
-    /// Score a classifier on a labelled CSV: accuracy, macro P/R/F1, ROC
-    /// AUC, confusion matrix, per-class recall, latency, cascade stages.
+    /// Score a classifier on a labelled CSV, or on a model's capture joined
+    /// with its feedback: accuracy, macro P/R/F1, ROC AUC, confusion
+    /// matrix, per-class recall, latency, cascade stages (and, for a
+    /// capture, what was served live).
     Eval {
         /// The operator's config file.
         #[arg(env = "AIMASS_CONFIG")]
@@ -72,7 +74,9 @@ enum Command {
         /// The model (a node or a hierarchy) to score.
         #[arg(long, env = "AIMASS_MODEL")]
         model: String,
-        /// A CSV with a header: feature columns and `label`.
+        /// A CSV with a header (feature columns and `label`), or a model's
+        /// capture folder (`FOLDER/MODEL`): its one-row requests with a
+        /// feedback label.
         #[arg(long, env = "AIMASS_DATA")]
         data: PathBuf,
         /// Samples per request: 1 measures latency, larger sizes the cost

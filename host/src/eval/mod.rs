@@ -2,9 +2,11 @@
 //! samples per request, and reports how well it classifies and how fast it
 //! answers.
 
+mod capture;
 mod report;
 mod scores;
 
+pub use capture::{Captured, Live, read_capture};
 pub use report::render;
 pub use scores::{ClassScores, Scores, roc_auc, score};
 
@@ -93,6 +95,9 @@ pub struct Report {
     pub latency: Latency,
     /// Per stage of a cascade (from its `stage` output), when it has one.
     pub stages: Option<Vec<StageCount>>,
+    /// What was served to the same samples, when they came from a capture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<Live>,
 }
 
 /// Per-sample latency, in microseconds: each request's whole run (no HTTP)
@@ -208,7 +213,20 @@ pub async fn evaluate(
         batch,
         latency: latency(&mut micros),
         stages,
+        live: None,
     })
+}
+
+/// The name of the model's one input (eval feeds one FP32 tensor).
+pub fn input_name(model: &Served) -> Result<String, String> {
+    match model.signature.inputs.as_slice() {
+        [input] => Ok(input.name.clone()),
+        inputs => Err(format!(
+            "`{}` takes {} inputs; eval feeds one (FP32 [N, features])",
+            model.name,
+            inputs.len()
+        )),
+    }
 }
 
 /// The model's one input, which must take FP32 rows of `features` values.
@@ -247,7 +265,11 @@ fn check_model(model: &Served, features: usize) -> Result<String, String> {
     Ok(input.name.clone())
 }
 
-fn stage_counts(stages: &[i64], truth: &[usize], predicted: &[usize]) -> Vec<StageCount> {
+pub(crate) fn stage_counts(
+    stages: &[i64],
+    truth: &[usize],
+    predicted: &[usize],
+) -> Vec<StageCount> {
     let mut by_stage: std::collections::BTreeMap<i64, (u64, u64)> = Default::default();
     for ((&stage, t), p) in stages.iter().zip(truth).zip(predicted) {
         let entry = by_stage.entry(stage).or_default();

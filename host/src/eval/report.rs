@@ -40,6 +40,24 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    if let Some(live) = &report.live {
+        let _ = writeln!(
+            out,
+            "  as served live    accuracy {:.4} on the same {} samples ({} captured requests \
+             without a label, failed or of several rows left out)",
+            live.accuracy, live.samples, live.skipped
+        );
+        for stage in live.stages.iter().flatten() {
+            let _ = writeln!(
+                out,
+                "    live stage {}    answered {} ({:.1}%), accuracy {:.4}",
+                stage.stage,
+                stage.samples,
+                100.0 * stage.samples as f64 / live.samples.max(1) as f64,
+                stage.accuracy
+            );
+        }
+    }
     out.push_str("\n  class  support  precision  recall  F1      ROC AUC\n");
     for c in &s.classes {
         let auc = c
