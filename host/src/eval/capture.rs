@@ -23,6 +23,16 @@ pub struct Live {
     pub skipped: u64,
 }
 
+/// One labelled request of a capture.
+struct Labelled {
+    id: String,
+    input: Vec<f32>,
+    label: usize,
+    /// The label served.
+    answered: usize,
+    stage: Option<i64>,
+}
+
 /// A capture read as an evaluation set.
 #[derive(Debug, Clone)]
 pub struct Captured {
@@ -52,7 +62,7 @@ pub fn read_capture(folder: &Path, input: &str) -> Result<Captured, String> {
         }
     }
     let column = format!("input:{input}");
-    let mut rows: Vec<(String, Vec<f32>, usize, usize, Option<i64>)> = Vec::new();
+    let mut rows: Vec<Labelled> = Vec::new();
     let mut skipped = 0;
     let mut width = None;
     let requests = batches(&folder.join(crate::capture::REQUESTS))?;
@@ -110,13 +120,13 @@ pub fn read_capture(folder: &Path, input: &str) -> Result<Captured, String> {
                 .and_then(|l| usize::try_from(l).ok())
                 .unwrap_or(usize::MAX);
             let stage = stages.filter(|s| s.is_valid(row)).and_then(first);
-            rows.push((
-                ids.value(row).to_string(),
-                values.values().to_vec(),
+            rows.push(Labelled {
+                id: ids.value(row).to_string(),
+                input: values.values().to_vec(),
                 label,
                 answered,
                 stage,
-            ));
+            });
         }
     }
     if rows.is_empty() {
@@ -126,11 +136,11 @@ pub fn read_capture(folder: &Path, input: &str) -> Result<Captured, String> {
             folder.display()
         ));
     }
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let truth: Vec<usize> = rows.iter().map(|r| r.2).collect();
-    let answered: Vec<usize> = rows.iter().map(|r| r.3).collect();
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    let truth: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let answered: Vec<usize> = rows.iter().map(|r| r.answered).collect();
     let right = truth.iter().zip(&answered).filter(|(t, a)| t == a).count();
-    let stages: Option<Vec<i64>> = rows.iter().map(|r| r.4).collect();
+    let stages: Option<Vec<i64>> = rows.iter().map(|r| r.stage).collect();
     let live = Live {
         samples: rows.len() as u64,
         accuracy: right as f64 / rows.len() as f64,
@@ -140,7 +150,7 @@ pub fn read_capture(folder: &Path, input: &str) -> Result<Captured, String> {
     Ok(Captured {
         dataset: Dataset {
             features: width.unwrap_or(0),
-            rows: rows.into_iter().map(|r| (r.1, r.2)).collect(),
+            rows: rows.into_iter().map(|r| (r.input, r.label)).collect(),
         },
         live,
     })
