@@ -227,6 +227,29 @@ async fn what_is_captured_is_exactly_what_was_served_and_feedback_joins_it() {
         .count();
     assert!(escalations > 0, "no request escalated: nothing to check");
 
+    // The teachers, captured on their own: one row per call, under the id
+    // of the request that escalated, the same tensors.
+    let started = Instant::now();
+    let teachers = loop {
+        let read = read_with_pyarrow(&capture_dir(&server, "teacher-heads")).await;
+        if read["requests"].as_array().unwrap().len() >= escalations {
+            break read;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{read}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let calls = teachers["requests"].as_array().unwrap();
+    assert_eq!(calls.len(), escalations);
+    for call in calls {
+        let outer = requests.iter().find(|r| r["id"] == call["id"]).unwrap();
+        assert_eq!(call["model"], "teacher-heads");
+        assert_eq!(call["input:x:shape"].as_array().unwrap()[1], 32);
+        assert_eq!(
+            call["output:probabilities"],
+            outer["inner:teacher-heads:probabilities"]
+        );
+    }
+
     let joined = capture["joined"].as_array().unwrap();
     assert_eq!(joined.len(), 20);
     for entry in joined {

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Throughput of two aimass binaries side by side on batch-1 `digits` (JSON),
-# in alternating rounds so that both see the same noise on a shared machine;
-# prints each round and the medians, and B's median as a ratio of A's.
+# Throughput of two aimass binaries (or two configs) side by side on batch-1
+# `digits` (JSON), in alternating rounds so that both see the same noise on
+# a shared machine; prints each round and the medians, and B's median as a
+# ratio of A's.
 #
 #   BIN_A=/tmp/aimass-before BIN_B=target/release/aimass bash tests/load/compare.sh
 #
-# Environment: BIN_A, BIN_B (required), ROUNDS (5), SECONDS_PER_ROUND (10),
-# CONC (32), THREADS (2), PORT (18710). Needs wrk (apt-get install -y wrk).
+# Environment: BIN_A, BIN_B (required), CONFIG_A, CONFIG_B (both
+# examples/digits/aimass.toml), ROUNDS (5), SECONDS_PER_ROUND (10), CONC
+# (32), THREADS (2), PORT (18710). Needs wrk (apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${BIN_A:?set BIN_A to the baseline binary}" "${BIN_B:?set BIN_B to the binary to compare}"
+CONFIG_A=${CONFIG_A:-examples/digits/aimass.toml}; CONFIG_B=${CONFIG_B:-examples/digits/aimass.toml}
 ROUNDS=${ROUNDS:-5}; SECS=${SECONDS_PER_ROUND:-10}; CONC=${CONC:-32}; THREADS=${THREADS:-2}
 PORT=${PORT:-18710}
 command -v wrk >/dev/null || { echo "compare: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
@@ -25,9 +28,9 @@ trap cleanup EXIT
 python3 tests/load/make_bodies.py examples/digits/data/test.csv "$WORK/bodies" >/dev/null
 grep ' /.*digits-json-1.json$' "$WORK/bodies/requests.txt" | head -1 > "$WORK/requests.txt"
 
-# Runs one round against `$1`; prints requests/s.
+# Runs one round against binary `$1` serving config `$2`; prints requests/s.
 round() {
-  AIMASS_GRPC_LISTEN=off "$1" serve examples/digits/aimass.toml --listen "127.0.0.1:$PORT" \
+  AIMASS_GRPC_LISTEN=off "$1" serve "$2" --listen "127.0.0.1:$PORT" \
     --max-concurrency 256 > "$WORK/server.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 600); do
@@ -52,9 +55,9 @@ round() {
 median() { tr ' ' '\n' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 A=(); B=()
-echo "compare: batch-1 digits, c=$CONC, $ROUNDS rounds of ${SECS}s each, A=$BIN_A B=$BIN_B"
+echo "compare: batch-1 digits, c=$CONC, $ROUNDS rounds of ${SECS}s each, A=$BIN_A $CONFIG_A B=$BIN_B $CONFIG_B"
 for r in $(seq 1 "$ROUNDS"); do
-  a=$(round "$BIN_A"); b=$(round "$BIN_B")
+  a=$(round "$BIN_A" "$CONFIG_A"); b=$(round "$BIN_B" "$CONFIG_B")
   A+=("$a"); B+=("$b")
   echo "round $r: A $a req/s, B $b req/s"
 done

@@ -19,6 +19,7 @@ use crate::tensor::NamedTensor;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -69,6 +70,8 @@ pub struct Sink {
     model: String,
     config: CaptureConfig,
     folder: PathBuf,
+    /// Bytes of tensors queued for the writer (it subtracts what it takes).
+    queued_bytes: Arc<AtomicU64>,
     queue: Mutex<Option<SyncSender<Entry>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -88,7 +91,8 @@ impl Sink {
     pub fn start(model: &str, config: &CaptureConfig, folder: PathBuf) -> Sink {
         let (queue, entries) = std::sync::mpsc::sync_channel(config.queue);
         let dir = folder.join(model);
-        let writer = writer::Writer::new(model, dir, config.clone());
+        let queued_bytes = Arc::new(AtomicU64::new(0));
+        let writer = writer::Writer::new(model, dir, config.clone(), queued_bytes.clone());
         let thread = std::thread::Builder::new()
             .name(format!("aimass-capture-{model}"))
             .spawn(move || writer.run(entries));
@@ -106,6 +110,7 @@ impl Sink {
             model: model.to_string(),
             config: config.clone(),
             folder,
+            queued_bytes,
             queue: Mutex::new(writer.is_some().then_some(queue)),
             writer: Mutex::new(writer),
         }
@@ -130,24 +135,34 @@ impl Sink {
     }
 
     /// Hands `record` to the writer, or drops it (counted) when the writer
-    /// is behind.
-    pub fn offer(&self, record: Record) {
-        self.send(Entry::Request(Box::new(record)));
+    /// is behind; true when it was taken.
+    pub fn offer(&self, record: Record) -> bool {
+        let bytes = columns::record_bytes(&record);
+        self.send(Entry::Request(Box::new(record)), bytes)
     }
 
     /// Hands a feedback entry to the writer, or drops it (counted).
-    pub fn offer_feedback(&self, feedback: Feedback) {
-        self.send(Entry::Feedback(feedback));
+    pub fn offer_feedback(&self, feedback: Feedback) -> bool {
+        let bytes = writer::feedback_bytes(&feedback);
+        self.send(Entry::Feedback(feedback), bytes)
     }
 
-    fn send(&self, entry: Entry) {
-        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let reason = match queue.as_ref().map(|q| q.try_send(entry)) {
-            Some(Ok(())) => return,
-            Some(Err(TrySendError::Full(_))) => "queue_full",
-            Some(Err(TrySendError::Disconnected(_))) | None => "closed",
+    fn send(&self, entry: Entry, bytes: u64) -> bool {
+        let limit = self.config.max_queue_bytes;
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let reason = if queued.saturating_add(bytes) > limit {
+            "queue_full"
+        } else {
+            let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            match queue.as_ref().map(|q| q.try_send(entry)) {
+                Some(Ok(())) => return true,
+                Some(Err(TrySendError::Full(_))) => "queue_full",
+                Some(Err(TrySendError::Disconnected(_))) | None => "closed",
+            }
         };
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         crate::metrics::capture_dropped(&self.model, reason, 1);
+        false
     }
 
     /// Stops taking entries and waits until the writer has written the
@@ -168,6 +183,54 @@ impl Drop for Sink {
         // The writer writes what it holds and ends on its own.
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
+}
+
+/// What the models inside one request need to capture their own calls:
+/// the sinks, the request's id, and the model the client called (captured
+/// by the service, not again inside).
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// Every captured model's sink.
+    pub captures: Arc<Captures>,
+    /// The request's id.
+    pub id: String,
+    /// The model the client called.
+    pub top: String,
+}
+
+impl Scope {
+    /// The sink of `model` (a model's name), when a call of it inside the
+    /// request is to be captured: it is captured, sampled, and not the
+    /// model the client called.
+    pub fn inner_sink(&self, model: &str) -> Option<&Arc<Sink>> {
+        if model == self.top {
+            return None;
+        }
+        self.captures
+            .sink(model)
+            .filter(|sink| sink.sampled(&self.id))
+    }
+}
+
+/// An error as a capture keeps it: its text, at most 1 KiB.
+pub fn error_text(error: &impl std::fmt::Display) -> String {
+    const MAX_ERROR: usize = 1024;
+    let mut text = error.to_string();
+    if text.len() > MAX_ERROR {
+        let mut end = MAX_ERROR;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// Every captured model's sink, by model name.
@@ -204,10 +267,132 @@ impl Captures {
         self.sinks.get(model)
     }
 
+    /// True when no model is captured.
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+
     /// Closes every sink (see [`Sink::close`]).
     pub fn close(&self) {
         for sink in self.sinks.values() {
             sink.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Tensor;
+
+    fn config(text: &str) -> CaptureConfig {
+        toml::from_str(&format!("folder = \"capture\"\n{text}")).unwrap()
+    }
+
+    fn record(id: &str, values: usize) -> Record {
+        let x = Tensor::from_f32(vec![1, values as u32], &vec![1.0; values]).unwrap();
+        Record {
+            id: id.into(),
+            time_us: now_us(),
+            version: 1,
+            latency_us: 5,
+            error: None,
+            inputs: vec![("x".into(), x)],
+            outputs: vec![],
+            inner: vec![],
+        }
+    }
+
+    fn parquet_rows(dir: &std::path::Path) -> Vec<usize> {
+        let mut rows = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for path in files {
+            assert!(
+                path.extension().is_some_and(|e| e == "parquet"),
+                "{}",
+                path.display()
+            );
+            let file = std::fs::File::open(&path).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            rows.push(reader.map(|b| b.unwrap().num_rows()).sum());
+        }
+        rows
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("aimass-capture-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn files_hold_at_most_their_rows_and_closing_writes_the_rest() {
+        let folder = temp("rows");
+        let sink = Sink::start(
+            "m",
+            &config("max_file_rows = 4\nflush_ms = 60000"),
+            folder.clone(),
+        );
+        for i in 0..10 {
+            assert!(sink.offer(record(&format!("r{i}"), 3)));
+        }
+        assert!(sink.offer_feedback(Feedback {
+            id: "r1".into(),
+            time_us: now_us(),
+            label: Some(2),
+            label_text: None,
+            reward: None,
+        }));
+        sink.close();
+        assert_eq!(parquet_rows(&folder.join("m").join(REQUESTS)), [4, 4, 2]);
+        assert_eq!(parquet_rows(&folder.join("m").join(FEEDBACK)), [1]);
+        // Closed: what comes later is dropped, not queued.
+        assert!(!sink.offer(record("late", 3)));
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes() {
+        let folder = temp("bytes");
+        let sink = Sink::start("m", &config("max_queue_bytes = 1000"), folder.clone());
+        // 4 000 bytes of tensors: over the budget on its own.
+        assert!(!sink.offer(record("big", 1000)));
+        assert!(sink.offer(record("small", 10)));
+        sink.close();
+        assert_eq!(parquet_rows(&folder.join("m").join(REQUESTS)), [1]);
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_files_under_the_limit() {
+        let folder = temp("retention");
+        let sink = Sink::start(
+            "m",
+            &config("max_file_rows = 1\nmax_total_bytes = 6000"),
+            folder.clone(),
+        );
+        for i in 0..20 {
+            assert!(sink.offer(record(&format!("r{i:02}"), 100)));
+        }
+        sink.close();
+        let dir = folder.join("m").join(REQUESTS);
+        let sizes: Vec<u64> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .collect();
+        assert!(sizes.iter().sum::<u64>() <= 6000, "{sizes:?}");
+        assert!(!sizes.is_empty() && sizes.len() < 20, "{sizes:?}");
+        std::fs::remove_dir_all(&folder).unwrap();
     }
 }

@@ -13,6 +13,8 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -61,12 +63,29 @@ pub(super) struct Writer {
     requests: Pending<Record>,
     layout: Layout,
     feedback: Pending<Feedback>,
-    written: u64,
     last_retention: Option<Instant>,
+    queued_bytes: Arc<AtomicU64>,
+}
+
+/// The bytes a feedback entry counts for, queued or pending.
+pub fn feedback_bytes(entry: &Feedback) -> u64 {
+    64 + entry.id.len() as u64 + entry.label_text.as_ref().map_or(0, |t| t.len() as u64)
+}
+
+/// File names are `MILLIS-PID-SEQ`: the sequence is the process's, so two
+/// writers of one folder (a capture restarted by a load) never share one.
+fn next_sequence() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Writer {
-    pub fn new(model: &str, dir: PathBuf, config: CaptureConfig) -> Writer {
+    pub fn new(
+        model: &str,
+        dir: PathBuf,
+        config: CaptureConfig,
+        queued_bytes: Arc<AtomicU64>,
+    ) -> Writer {
         // A process killed mid-write leaves a hidden temp file; readers
         // skip it, and it goes here.
         for dataset in [REQUESTS, FEEDBACK] {
@@ -87,8 +106,8 @@ impl Writer {
             requests: Pending::new(),
             layout: Layout::new(),
             feedback: Pending::new(),
-            written: 0,
             last_retention: None,
+            queued_bytes,
         }
     }
 
@@ -105,9 +124,14 @@ impl Writer {
                 due.saturating_duration_since(Instant::now())
             });
             match queue.recv_timeout(wait) {
-                Ok(Entry::Request(record)) => self.add_request(*record),
+                Ok(Entry::Request(record)) => {
+                    let bytes = columns::record_bytes(&record);
+                    self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                    self.add_request(*record, bytes);
+                }
                 Ok(Entry::Feedback(entry)) => {
-                    let bytes = 64 + entry.id.len() as u64;
+                    let bytes = feedback_bytes(&entry);
+                    self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                     self.feedback.push(entry, bytes);
                     if self.feedback.entries.len() >= self.config.max_file_rows {
                         self.write_feedback();
@@ -137,13 +161,12 @@ impl Writer {
         }
     }
 
-    fn add_request(&mut self, record: Record) {
+    fn add_request(&mut self, record: Record, bytes: u64) {
         if !columns::extend_layout(&mut self.layout, &record) {
             // A reload changed a tensor's type: the rest go to a new file.
             self.write_requests();
             columns::extend_layout(&mut self.layout, &record);
         }
-        let bytes = columns::record_bytes(&record);
         self.requests.push(record, bytes);
         if self.requests.entries.len() >= self.config.max_file_rows
             || self.requests.bytes >= self.config.max_file_bytes
@@ -179,12 +202,11 @@ impl Writer {
     ) {
         let rows = rows as u64;
         let dir = self.dir.join(dataset);
-        self.written += 1;
         let millis = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         // Sorted by name is sorted by time: the retention deletes in that order.
-        let name = format!("{millis:013}-{}-{:06}", std::process::id(), self.written);
+        let name = format!("{millis:013}-{}-{:06}", std::process::id(), next_sequence());
         let outcome = batch
             .map_err(|e| e.to_string())
             .and_then(|batch| encode(&batch))

@@ -33,10 +33,11 @@ pub async fn run(config: &Path, model: &str, input: &Path) -> Result<(), String>
     let service = InferenceService::new(config.to_path_buf(), Limits::default().service());
     service.install(repository);
     let decoded = decode(&body, bytes::Bytes::new(), received).map_err(|e| e.to_string())?;
-    let response = service
-        .infer(model, None, decoded.request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let response = service.infer(model, None, decoded.request).await;
+    // A captured model's one request is written before the process ends
+    // (a short blocking wait: nothing else runs here).
+    service.close_captures();
+    let response = response.map_err(|e| e.to_string())?;
     let encoded = encode(response, &BinaryChoice::none()).map_err(|e| e.to_string())?;
     let value: serde_json::Value = serde_json::from_slice(&encoded.body)
         .map_err(|e| format!("cannot read back the response: {e}"))?;

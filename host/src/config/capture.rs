@@ -46,6 +46,10 @@ pub struct CaptureConfig {
     /// counted (`aimass_capture_dropped_total`), never queued.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// The most bytes of tensors those waiting requests may hold; past it
+    /// new ones are dropped and counted too.
+    #[serde(default = "default_queue_bytes")]
+    pub max_queue_bytes: u64,
 }
 
 /// The most bytes one file may be asked to hold: a file is built in memory
@@ -69,4 +73,7 @@ fn default_file_bytes() -> u64 {
 }
 fn default_queue() -> usize {
     4096
+}
+fn default_queue_bytes() -> u64 {
+    256 << 20
 }

@@ -92,6 +92,12 @@ pub(super) fn check(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
             "the default, 4096, absorbs a second of a busy model's traffic",
         );
         bound(
+            capture.max_queue_bytes >= 1,
+            "max_queue_bytes",
+            "a queue of 0 bytes drops every request".into(),
+            "the default, 268435456 (256 MiB), bounds the memory waiting requests hold",
+        );
+        bound(
             capture.max_total_bytes != Some(0),
             "max_total_bytes",
             "a limit of 0 bytes deletes every file as soon as it is written".into(),

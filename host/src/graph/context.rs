@@ -20,6 +20,9 @@ pub struct Request {
     /// Inner models whose outputs come back in [`Response::kept`] (by
     /// name; a version's key or its model's name).
     pub keep: Vec<String>,
+    /// Where models inside the request capture their own calls, when any
+    /// model is captured.
+    pub capture: Option<crate::capture::Scope>,
 }
 
 /// A model's answer.
@@ -74,6 +77,7 @@ pub(super) struct Context {
     version: std::sync::OnceLock<u64>,
     keep: Vec<String>,
     kept: Mutex<Vec<(String, Vec<NamedTensor>)>>,
+    pub capture: Option<crate::capture::Scope>,
 }
 
 impl Context {
@@ -82,6 +86,7 @@ impl Context {
         id: Option<String>,
         trace: bool,
         keep: Vec<String>,
+        capture: Option<crate::capture::Scope>,
     ) -> Context {
         Context {
             parameters,
@@ -91,6 +96,7 @@ impl Context {
             version: std::sync::OnceLock::new(),
             keep,
             kept: Mutex::new(Vec::new()),
+            capture,
         }
     }
 

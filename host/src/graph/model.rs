@@ -209,6 +209,7 @@ impl Served {
             request.id,
             request.trace,
             request.keep,
+            request.capture,
         ));
         let outputs = self.call(&context, request.inputs).await?;
         let (trace, dropped) = context.finish();
@@ -228,6 +229,13 @@ impl Served {
         inputs: Vec<NamedTensor>,
     ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
         async move {
+            let capture = context
+                .capture
+                .as_ref()
+                .and_then(|scope| scope.inner_sink(self.model_name()));
+            if let Some(sink) = capture {
+                return self.captured(sink, context, inputs).await;
+            }
             if context.keeps(&self.name) {
                 let result = self.traced(context, inputs).await;
                 if let Ok(outputs) = &result {
@@ -238,6 +246,45 @@ impl Served {
             self.traced(context, inputs).await
         }
         .boxed()
+    }
+
+    /// Runs a captured inner model and offers its call to its capture.
+    async fn captured(
+        self: &Arc<Self>,
+        sink: &crate::capture::Sink,
+        context: &Arc<Context>,
+        inputs: Vec<NamedTensor>,
+    ) -> Result<Vec<NamedTensor>, ExecError> {
+        let (time_us, started) = (crate::capture::now_us(), Instant::now());
+        let kept_inputs = if sink.config().inputs {
+            inputs.clone()
+        } else {
+            Vec::new()
+        };
+        let result = self.traced(context, inputs).await;
+        if let Ok(outputs) = &result
+            && context.keeps(&self.name)
+        {
+            context.keep_outputs(&self.name, outputs);
+        }
+        let id = context
+            .capture
+            .as_ref()
+            .map_or_else(String::new, |scope| scope.id.clone());
+        sink.offer(crate::capture::Record {
+            id,
+            time_us,
+            version: self.version(),
+            latency_us: started.elapsed().as_micros() as u64,
+            error: result.as_ref().err().map(crate::capture::error_text),
+            inputs: kept_inputs,
+            outputs: match &result {
+                Ok(outputs) if sink.config().outputs => outputs.clone(),
+                _ => Vec::new(),
+            },
+            inner: Vec::new(),
+        });
+        result
     }
 
     async fn traced(

@@ -113,6 +113,7 @@ impl Shadow {
             context.id.clone(),
             false,
             Vec::new(),
+            None,
         ));
         tokio::spawn(
             async move {

@@ -7,10 +7,7 @@ use crate::graph::{Response, Served};
 use crate::tensor::NamedTensor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
-
-/// An error message is kept up to this many bytes.
-const MAX_ERROR: usize = 1024;
+use std::time::Duration;
 
 pub(super) struct Capturing {
     sink: Arc<Sink>,
@@ -23,23 +20,15 @@ pub(super) struct Capturing {
 }
 
 impl Capturing {
-    /// The capture of `request`, when it is in the sample.
-    pub fn start(sink: Arc<Sink>, request: &InferRequest) -> Option<Capturing> {
-        let id = request
-            .id
-            .clone()
-            .or_else(|| request.request_id.clone())
-            .unwrap_or_else(fresh_id);
-        if !sink.sampled(&id) {
+    /// The capture of the request with `id`, when it is in the sample.
+    pub fn start(sink: Arc<Sink>, id: &str) -> Option<Capturing> {
+        if !sink.sampled(id) {
             return None;
         }
-        let time_us = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
         Some(Capturing {
             sink,
-            id,
-            time_us,
+            id: id.to_string(),
+            time_us: crate::capture::now_us(),
             inputs: Vec::new(),
             outputs: Vec::new(),
             inner: Vec::new(),
@@ -73,14 +62,7 @@ impl Capturing {
         result: &Result<(InferResponse, u64, Phases), ServiceError>,
         took: Duration,
     ) {
-        let error = result.as_ref().err().map(|e| {
-            let text = e.to_string();
-            let mut end = text.len().min(MAX_ERROR);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text[..end].to_string()
-        });
+        let error = result.as_ref().err().map(crate::capture::error_text);
         self.sink.offer(Record {
             id: self.id,
             time_us: self.time_us,
@@ -94,7 +76,16 @@ impl Capturing {
     }
 }
 
-/// An id for a request that came with none (not through a server).
+/// The id a request is captured under: its body's `id`, else its
+/// `x-request-id`, else a new one (a request not through a server).
+pub(super) fn capture_id(request: &InferRequest) -> String {
+    request
+        .id
+        .clone()
+        .or_else(|| request.request_id.clone())
+        .unwrap_or_else(fresh_id)
+}
+
 fn fresh_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(

@@ -221,9 +221,17 @@ impl InferenceService {
         let served = self.model(model, version)?;
         let received = request.received;
         let stats = self.stats(&served.name);
-        let capture = self.captures().sink(served.model_name()).cloned();
-        let mut taken = capture.and_then(|sink| Capturing::start(sink, &request));
-        let result = self.answer(&served, request, taken.as_mut()).await;
+        let captures = self.captures();
+        let scope = (!captures.is_empty()).then(|| crate::capture::Scope {
+            id: capturing::capture_id(&request),
+            top: served.model_name().to_string(),
+            captures: captures.clone(),
+        });
+        let mut taken = scope.as_ref().and_then(|scope| {
+            let sink = captures.sink(&scope.top)?.clone();
+            Capturing::start(sink, &scope.id)
+        });
+        let result = self.answer(&served, request, taken.as_mut(), scope).await;
         match &result {
             Ok((_, rows, phases)) => stats.success(*rows, received.elapsed(), *phases),
             Err(_) => stats.failure(received.elapsed()),
@@ -239,6 +247,7 @@ impl InferenceService {
         model: &Arc<Served>,
         request: InferRequest,
         mut capturing: Option<&mut Capturing>,
+        capture: Option<crate::capture::Scope>,
     ) -> Result<(InferResponse, u64, Phases), ServiceError> {
         let trace = flag(&request.parameters, "trace")?;
         let (inputs, rows) = check_inputs(model, request.inputs, self.limits.max_batch_rows)?;
@@ -263,6 +272,7 @@ impl InferenceService {
             id: request.id.clone(),
             trace,
             keep,
+            capture,
         });
         let timeout = self.limits.request_timeout;
         let answer = tokio::time::timeout(timeout, run).await.map_err(|_| {
