@@ -28,13 +28,14 @@ import re, sys
 folder, off, on = sys.argv[1:]
 text = open("examples/digits/aimass.toml").read()
 assert "[capture.digits]" in text
-# Everything from the capture section to the next section (or the end).
-open(off, "w").write(re.sub(r"\[capture\.digits\][^\[]*", "", text))
+# The capture section: its header and the lines up to the next header.
+open(off, "w").write(re.sub(r"^\[capture\.digits\]\n(?:(?!\[).*\n?)*", "", text, flags=re.M))
 open(on, "w").write(re.sub(r'(\[capture\.digits\]\nfolder = )"[^"]*"', r'\1"%s"' % folder, text))
 PY
 BIN_A=$BIN BIN_B=$BIN CONFIG_A=$OFF CONFIG_B=$ON PORT=$PORT bash tests/load/compare.sh
 
-# Bytes per captured request: one run with capture on, then the folder.
+# Bytes per captured request: one run with capture on, every test image in
+# turn (one per request, as clients would send them), then the folder.
 rm -rf "$WORK/capture"
 AIMASS_GRPC_LISTEN=off "$BIN" serve "$ON" --listen "127.0.0.1:$PORT" --max-concurrency 256 \
   > "$WORK/server.log" 2>&1 &
@@ -43,8 +44,17 @@ for _ in $(seq 1 600); do
   curl -sf -o /dev/null "http://127.0.0.1:$PORT/v2/health/ready" && break
   sleep 0.1
 done
-python3 tests/load/make_bodies.py examples/digits/data/test.csv "$WORK/bodies" >/dev/null
-grep ' /.*digits-json-1.json$' "$WORK/bodies/requests.txt" | head -1 > "$WORK/requests.txt"
+mkdir -p "$WORK/images"
+python3 - examples/digits/data/test.csv "$WORK/images" > "$WORK/requests.txt" <<'PY'
+import csv, json, os, sys
+rows = list(csv.reader(open(sys.argv[1])))[1:]
+for i, row in enumerate(rows):
+    path = os.path.join(sys.argv[2], f"{i}.json")
+    body = {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32",
+                        "data": [float(v) for v in row[:64]]}]}
+    open(path, "w").write(json.dumps(body))
+    print(f"/v2/models/digits/infer 200 0 {path}")
+PY
 REQUESTS="$WORK/requests.txt" wrk -t2 -c32 -d5s -s tests/load/mixed.lua "http://127.0.0.1:$PORT" >/dev/null
 sleep 2  # the last flush
 metrics=$(curl -s "http://127.0.0.1:$PORT/metrics")

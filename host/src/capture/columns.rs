@@ -71,9 +71,11 @@ pub fn extend_layout(layout: &mut Layout, record: &Record) -> bool {
 }
 
 /// The bytes `record` adds to a file, roughly: its tensors and a little.
+/// (On the request path: it names no column.)
 pub fn record_bytes(record: &Record) -> u64 {
-    let tensors: usize = tensors(record).iter().map(|(_, t)| t.data().len()).sum();
-    (tensors + 64 + record.id.len()) as u64
+    let sum = |list: &[NamedTensor]| list.iter().map(|(_, t)| t.data().len()).sum::<usize>();
+    let inner: usize = record.inner.iter().map(|(_, list)| sum(list)).sum();
+    (sum(&record.inputs) + sum(&record.outputs) + inner + 64 + record.id.len()) as u64
 }
 
 /// One list column being filled, one entry per record.
@@ -185,23 +187,43 @@ pub fn requests(
             records.iter().map(|r| r.error.as_deref()),
         )),
     ];
-    for (column, dtype) in layout {
-        let mut values = ListColumn::new(rows);
-        let mut shapes = ListColumn::new(rows);
-        for record in records {
-            match tensors(record).into_iter().find(|(name, _)| name == column) {
-                Some((_, tensor)) => {
-                    values.push(tensor.data(), tensor.len() / tensor.dtype().size())?;
-                    let dims: Vec<i64> = tensor.dims().iter().map(|&d| i64::from(d)).collect();
-                    let bytes: Vec<u8> = dims.iter().flat_map(|d| d.to_le_bytes()).collect();
-                    shapes.push(&bytes, dims.len())?;
-                }
-                None => {
-                    values.push_null();
-                    shapes.push_null();
-                }
+    let index: HashMap<&str, usize> = layout
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (name.as_str(), i))
+        .collect();
+    let mut lists: Vec<(ListColumn, ListColumn)> = layout
+        .iter()
+        .map(|_| (ListColumn::new(rows), ListColumn::new(rows)))
+        .collect();
+    let mut filled = vec![false; layout.len()];
+    let mut shape = Vec::new();
+    for record in records {
+        filled.fill(false);
+        for (name, tensor) in tensors(record) {
+            let Some(&at) = index.get(name.as_str()).filter(|&&at| !filled[at]) else {
+                continue;
+            };
+            let (values, shapes) = &mut lists[at];
+            values.push(tensor.data(), tensor.len() / tensor.dtype().size())?;
+            shape.clear();
+            shape.extend(
+                tensor
+                    .dims()
+                    .iter()
+                    .flat_map(|&d| i64::from(d).to_le_bytes()),
+            );
+            shapes.push(&shape, tensor.dims().len())?;
+            filled[at] = true;
+        }
+        for (at, (values, shapes)) in lists.iter_mut().enumerate() {
+            if !filled[at] {
+                values.push_null();
+                shapes.push_null();
             }
         }
+    }
+    for ((column, dtype), (values, shapes)) in layout.iter().zip(lists) {
         fields.push(list_field(column, arrow_type(*dtype), Some(*dtype)));
         columns.push(values.finish(arrow_type(*dtype))?);
         fields.push(list_field(

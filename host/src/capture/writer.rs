@@ -15,8 +15,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
+
+/// The longest the writer sleeps between looks at its queue.
+const MAX_TICK: Duration = Duration::from_millis(50);
 
 /// Where a model's two datasets live under its folder.
 pub const REQUESTS: &str = "requests";
@@ -112,36 +115,24 @@ impl Writer {
     }
 
     /// Runs until every sender is gone, then writes what is left.
+    ///
+    /// It wakes on a tick and drains the queue, rather than sleeping in
+    /// `recv`: a sender then never has a sleeping thread to wake, which
+    /// would cost every captured request a system call.
     pub fn run(mut self, queue: Receiver<Entry>) {
         let flush = Duration::from_millis(self.config.flush_ms);
+        let tick = flush.min(MAX_TICK);
         loop {
-            let due = [self.requests.due(flush), self.feedback.due(flush)]
-                .into_iter()
-                .flatten()
-                .min();
-            // Idle, it still wakes now and then for the age limit.
-            let wait = due.map_or(Duration::from_secs(1), |due| {
-                due.saturating_duration_since(Instant::now())
-            });
-            match queue.recv_timeout(wait) {
-                Ok(Entry::Request(record)) => {
-                    let bytes = columns::record_bytes(&record);
-                    self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                    self.add_request(*record, bytes);
-                }
-                Ok(Entry::Feedback(entry)) => {
-                    let bytes = feedback_bytes(&entry);
-                    self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                    self.feedback.push(entry, bytes);
-                    if self.feedback.entries.len() >= self.config.max_file_rows {
+            std::thread::sleep(tick);
+            loop {
+                match queue.try_recv() {
+                    Ok(entry) => self.take(entry),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.write_requests();
                         self.write_feedback();
+                        return;
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.write_requests();
-                    self.write_feedback();
-                    return;
                 }
             }
             let now = Instant::now();
@@ -157,6 +148,24 @@ impl Writer {
                     .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
             {
                 self.retain();
+            }
+        }
+    }
+
+    fn take(&mut self, entry: Entry) {
+        match entry {
+            Entry::Request(record) => {
+                let bytes = columns::record_bytes(&record);
+                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.add_request(*record, bytes);
+            }
+            Entry::Feedback(entry) => {
+                let bytes = feedback_bytes(&entry);
+                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.feedback.push(entry, bytes);
+                if self.feedback.entries.len() >= self.config.max_file_rows {
+                    self.write_feedback();
+                }
             }
         }
     }

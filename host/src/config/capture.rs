@@ -42,8 +42,9 @@ pub struct CaptureConfig {
     /// Files older than this many seconds are deleted.
     #[serde(default)]
     pub max_age_s: Option<u64>,
-    /// Requests waiting for the writer; past it new ones are dropped and
-    /// counted (`aimass_capture_dropped_total`), never queued.
+    /// Requests waiting for the writer (which drains them every 50 ms at
+    /// most, and not while it writes a file); past it new ones are dropped
+    /// and counted (`aimass_capture_dropped_total`), never queued.
     #[serde(default = "default_queue")]
     pub queue: usize,
     /// The most bytes of tensors those waiting requests may hold; past it
@@ -72,7 +73,7 @@ fn default_file_bytes() -> u64 {
     64 << 20
 }
 fn default_queue() -> usize {
-    4096
+    65536
 }
 fn default_queue_bytes() -> u64 {
     256 << 20

@@ -89,7 +89,7 @@ pub(super) fn check(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
             (1..=1 << 20).contains(&capture.queue),
             "queue",
             format!("{} is outside 1..={}", capture.queue, 1 << 20),
-            "the default, 4096, absorbs a second of a busy model's traffic",
+            "the default, 65536, absorbs seconds of a busy model's traffic",
         );
         bound(
             capture.max_queue_bytes >= 1,
