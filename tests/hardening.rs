@@ -466,6 +466,20 @@ async fn management_calls_need_the_admin_token() {
             }
         }
     }
+    // Feedback is a write too: refused without the token; with it, this
+    // config's `scale` is not captured (409).
+    for (bearer, status) in [(None, 401), (Some("s3cret"), 409)] {
+        let request = server
+            .client
+            .post(server.url("/v2/models/scale/feedback"))
+            .body(r#"{"id": "r1", "label": 1}"#);
+        let request = match bearer {
+            Some(bearer) => request.header("authorization", format!("Bearer {bearer}")),
+            None => request,
+        };
+        let (got, body) = read_json(request.send().await.unwrap()).await;
+        assert_eq!(got, status, "feedback with {bearer:?}: {body}");
+    }
     // Inference and metadata need no token.
     assert_digits_answers(&server).await;
     server.stop().await.unwrap();

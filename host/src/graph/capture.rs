@@ -1,7 +1,7 @@
 //! Checks of `[capture.MODEL]` sections: the model exists, the inner models
 //! named are really inside it, and the numbers make sense.
 
-use super::check::model_closure;
+use super::closure::model_closure;
 use crate::config::{ConfigError, ConfigFile, MAX_FILE_BYTES, Versions, split_version};
 use std::collections::BTreeSet;
 

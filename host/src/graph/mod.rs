@@ -20,6 +20,7 @@ mod builder;
 mod capture;
 mod cascade;
 mod check;
+mod closure;
 mod context;
 mod dag;
 mod ensemble;
@@ -35,7 +36,8 @@ mod switch;
 
 pub use build::build_models;
 pub use builder::Models;
-pub use check::{HierarchyOrder, check_references, model_closure, model_users};
+pub use check::{HierarchyOrder, check_references};
+pub use closure::{model_closure, model_users};
 pub use context::{Dropped, Request, Response, TraceEntry};
 pub use error::ExecError;
 #[cfg(test)]

@@ -20,9 +20,17 @@ use std::time::Duration;
 /// every file those name. Equal text, nothing to reload.
 type Fingerprint = String;
 
-/// Tables that are not models (a model's `versions` and `rollouts` entries
-/// are part of its fingerprint).
-const NOT_MODELS: [&str; 5] = ["engine", "plugins", "artifacts", "versions", "rollouts"];
+/// Tables that are not models (a model's `versions`, `rollouts` and
+/// `capture` entries are part of its fingerprint: a changed capture is
+/// restarted by the model's load).
+const NOT_MODELS: [&str; 6] = [
+    "engine",
+    "plugins",
+    "artifacts",
+    "versions",
+    "rollouts",
+    "capture",
+];
 
 /// Polls every `every` until the task is dropped or aborted.
 pub async fn watch(service: &InferenceService, every: Duration) {
@@ -185,9 +193,10 @@ fn fingerprints(config: &Path) -> Result<Fingerprints, String> {
         for (name, own) in models {
             let model = split_version(name).0;
             let mut fingerprint = format!(
-                "[{kind}] {own} versions {} rollout {}",
+                "[{kind}] {own} versions {} rollout {} capture {}",
                 text_of(section("versions", model)),
-                text_of(section("rollouts", model))
+                text_of(section("rollouts", model)),
+                text_of(section("capture", model))
             );
             if kind == "nodes" {
                 let plugin_name = own
@@ -260,6 +269,18 @@ mod tests {
         assert_ne!(third.models["a"], second.models["a"]);
         assert_ne!(third.models["b"], second.models["b"]);
         assert_ne!(third.models["c"], second.models["c"]);
+
+        // A capture of the cascade is part of its fingerprint, not a model.
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            format!("{text}[capture.c]\nfolder = \"capture\"\n"),
+        )
+        .unwrap();
+        let fourth = fingerprints(&config).unwrap();
+        assert_eq!(fourth.models.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_ne!(fourth.models["c"], third.models["c"]);
+        assert_eq!(fourth.models["a"], third.models["a"]);
 
         std::fs::write(&config, "[nodes.a\n").unwrap();
         assert!(
