@@ -6,9 +6,15 @@
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(aimass_python)");
     println!("cargo::rustc-check-cfg=cfg(aimass_ort)");
+    println!("cargo::rustc-check-cfg=cfg(aimass_browser)");
     for (cfg, wanted, required) in [
         ("aimass_python", "AIMASS_PYTHON", "AIMASS_REQUIRE_PYTHON"),
         ("aimass_ort", "ORT_DYLIB_PATH", "AIMASS_REQUIRE_ORT"),
+        (
+            "aimass_browser",
+            "AIMASS_CHROMIUM",
+            "AIMASS_REQUIRE_BROWSER",
+        ),
     ] {
         println!("cargo::rerun-if-env-changed={wanted}");
         println!("cargo::rerun-if-env-changed={required}");

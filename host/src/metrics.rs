@@ -45,6 +45,11 @@ pub const ROLLOUT_SHARE: &str = "aimass_rollout_share";
 /// A rollout's moves, by what happened (`step`, `promoted`, `rolled_back`).
 pub const ROLLOUT_EVENTS: &str = "aimass_rollout_events_total";
 
+/// Rows each stage of a cascade answered, per cascade and stage.
+pub const CASCADE_ROWS: &str = "aimass_cascade_rows_total";
+/// Soft members an ensemble answered without, per hierarchy and member.
+pub const DROPPED_MEMBERS: &str = "aimass_dropped_members_total";
+
 /// Requests (and feedback entries) written to a capture file, per model.
 pub const CAPTURE_ROWS: &str = "aimass_capture_rows_total";
 /// Captured entries lost, per model and reason (`queue_full`: the writer
@@ -218,6 +223,18 @@ pub fn shadow_dropped(shadow: &str) {
 pub fn rollout(model: &str, to_share: f64, event: &'static str) {
     gauge!(ROLLOUT_SHARE, "model" => model.to_string()).set(to_share);
     counter!(ROLLOUT_EVENTS, "model" => model.to_string(), "event" => event).increment(1);
+}
+
+/// `rows` rows of a call to `cascade` answered by stage `stage`.
+pub fn cascade_rows(cascade: &str, stage: usize, rows: u64) {
+    counter!(CASCADE_ROWS, "cascade" => cascade.to_string(), "stage" => stage.to_string())
+        .increment(rows);
+}
+
+/// A soft member `model` of `hierarchy` failed and was left out.
+pub fn dropped_member(hierarchy: &str, model: &str) {
+    counter!(DROPPED_MEMBERS, "hierarchy" => hierarchy.to_string(), "model" => model.to_string())
+        .increment(1);
 }
 
 /// `rows` captured entries of `model` lost, and why.

@@ -250,6 +250,7 @@ impl TestServer {
             admin_token,
             watch,
             grpc_listen: Some("127.0.0.1:0".parse().expect("address")),
+            ui: true,
         })
         .await
         .expect("bind");

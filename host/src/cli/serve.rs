@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// default), or `off`.
     #[arg(long, env = "AIMASS_GRPC_LISTEN", default_value = "127.0.0.1:8001")]
     pub grpc_listen: String,
+    /// The web page at `/` (every hierarchy drawn, with live figures):
+    /// `on` or `off`.
+    #[arg(long, env = "AIMASS_UI", default_value = "on", value_parser = ["on", "off"])]
+    pub ui: String,
     /// The largest request body accepted, in bytes (413 above it).
     #[arg(long, env = "AIMASS_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -137,6 +141,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| e.replacen("--listen", "--grpc-listen", 1))?,
         ),
     };
+    let ui = args.ui == "on";
     let server = Server::bind(ServeOptions {
         limits: args.limits(),
         admin_token: args.admin_token()?,
@@ -146,11 +151,15 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         config: args.config,
         listen,
         grpc_listen,
+        ui,
     })
     .await
     .map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("listening on http://{addr}");
+    if ui {
+        tracing::info!("web page on http://{addr}/");
+    }
     if let Some(grpc) = server.grpc_addr() {
         tracing::info!("gRPC on {grpc}");
     }

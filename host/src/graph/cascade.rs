@@ -237,6 +237,7 @@ impl Cascade {
                 }
             }
             if !kept.is_empty() {
+                crate::metrics::cascade_rows(name, index, kept.len() as u64);
                 let outputs = outputs
                     .iter()
                     .map(|(n, t)| {

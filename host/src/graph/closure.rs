@@ -4,7 +4,7 @@
 
 use super::refs::{ModelRef, Section, sections};
 use super::{cascade, dag, ensemble, rollout, sequence, shadow, splitter, switch};
-use crate::config::{ConfigFile, Versions};
+use crate::config::{ConfigFile, Versions, split_version};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `model` and every model it calls, directly or not: what must be started
@@ -72,4 +72,52 @@ pub(super) fn hierarchy_refs(file: &ConfigFile) -> BTreeMap<String, (Section<'_>
             (name.clone(), (section, refs))
         })
         .collect()
+}
+
+/// The tree of uses under `model` (a model's name, or a version's key):
+/// each use with its name (section key), kind, role in its parent (the
+/// config's key, e.g. `stages[0].model`), its section as written, and its
+/// members in the config's order. For the web page. `None` when the config
+/// has no such model.
+pub fn describe(file: &ConfigFile, model: &str) -> Option<serde_json::Value> {
+    // Deep enough for any real hierarchy; a file edited into a cycle since
+    // it was checked stops here rather than overflowing the stack.
+    const MAX_DEPTH: usize = 32;
+    let hierarchies = hierarchy_refs(file);
+    let key = Versions::of(&file.config).resolve(model)?.clone();
+    let table: toml::Table = file.text.parse().ok()?;
+    fn walk(
+        key: &str,
+        role: &str,
+        hierarchies: &BTreeMap<String, (Section<'_>, Vec<ModelRef>)>,
+        table: &toml::Table,
+        depth: usize,
+    ) -> serde_json::Value {
+        let Some((section, refs)) = hierarchies.get(key).filter(|_| depth < MAX_DEPTH) else {
+            return serde_json::json!({ "name": key, "kind": "node", "role": role });
+        };
+        let kind = section.kind().name();
+        let raw = match section {
+            Section::Rollout(_) => table
+                .get("rollouts")
+                .and_then(|t| t.get(split_version(key).0)),
+            _ => table.get(kind).and_then(|t| t.get(key)),
+        };
+        let prefix = format!("{kind}.{key}.");
+        let members: Vec<serde_json::Value> = refs
+            .iter()
+            .map(|r| {
+                let role = r.key.strip_prefix(&prefix).unwrap_or(&r.key);
+                walk(&r.name, role, hierarchies, table, depth + 1)
+            })
+            .collect();
+        serde_json::json!({
+            "name": key,
+            "kind": kind,
+            "role": role,
+            "section": raw.and_then(|v| serde_json::to_value(v).ok()),
+            "members": members,
+        })
+    }
+    Some(walk(&key, "", &hierarchies, &table, 0))
 }

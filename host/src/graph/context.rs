@@ -142,6 +142,7 @@ impl Context {
 
     pub fn drop_member(&self, dropped: Dropped) {
         tracing::warn!(hierarchy = %dropped.hierarchy, model = %dropped.model, "soft member dropped: {}", dropped.error);
+        crate::metrics::dropped_member(&dropped.hierarchy, &dropped.model);
         if let Ok(mut list) = self.dropped.lock() {
             list.push(dropped);
         }

@@ -37,7 +37,7 @@ mod switch;
 pub use build::build_models;
 pub use builder::Models;
 pub use check::{HierarchyOrder, check_references};
-pub use closure::{model_closure, model_users};
+pub use closure::{describe, model_closure, model_users};
 pub use context::{Dropped, Request, Response, TraceEntry};
 pub use error::ExecError;
 #[cfg(test)]

@@ -147,7 +147,7 @@ mod tests {
         request
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::from((client, 40_000))));
-        let response = router(state).oneshot(request).await.unwrap();
+        let response = router(state, true).oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let body = axum::body::to_bytes(response.into_body(), 1 << 16)
             .await

@@ -15,6 +15,7 @@ mod listener;
 mod parse_errors;
 mod protocol;
 mod state;
+mod ui;
 
 pub use admin::AdminToken;
 pub use codec::{BinaryChoice, Decoded, Encoded, decode, encode, split_body};
@@ -62,6 +63,8 @@ pub struct ServeOptions {
     pub watch: Option<std::time::Duration>,
     /// Where gRPC listens (`None`: no gRPC).
     pub grpc_listen: Option<SocketAddr>,
+    /// Serve the web page (`/`, `/ui`, `/v2/ui/...`).
+    pub ui: bool,
 }
 
 /// Why the server stopped with an error.
@@ -90,6 +93,7 @@ pub struct Server {
     grpc: Option<TcpListener>,
     state: Arc<ServerState>,
     watch: Option<std::time::Duration>,
+    ui: bool,
 }
 
 impl Server {
@@ -116,6 +120,7 @@ impl Server {
             listener,
             grpc,
             watch: options.watch,
+            ui: options.ui,
             state: Arc::new(ServerState::new(
                 options.config,
                 options.limits,
@@ -207,7 +212,13 @@ impl Server {
             max_connections: state.limits.max_connections,
             header_timeout: state.limits.header_timeout,
         };
-        let served = listener::serve(self.listener, router(state.clone()), connections, stop).await;
+        let served = listener::serve(
+            self.listener,
+            router(state.clone(), self.ui),
+            connections,
+            stop,
+        )
+        .await;
         loading.abort();
         if let Some(grpc) = grpc {
             // Its calls in flight finish; a transport error is logged, as
@@ -233,9 +244,10 @@ impl Server {
     }
 }
 
-/// Every endpoint.
-pub fn router(state: Arc<ServerState>) -> Router {
+/// Every endpoint (the web page's when `ui`).
+pub fn router(state: Arc<ServerState>, ui: bool) -> Router {
     use handlers::*;
+    let page = if ui { ui::routes() } else { Router::new() };
     Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
@@ -262,6 +274,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
             get(model_stats),
         )
         .merge(management(state.clone()))
+        .merge(page)
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,0 +1,63 @@
+//! The web page (`GET /`, `/ui`, `/ui/models/{m}`): built into the binary,
+//! no network at run time. The structure of a model comes from
+//! `/v2/ui/graph/{m}`, the model list from `/v2/ui/models`; the live
+//! figures the page computes from `/metrics`, the counters the server
+//! keeps anyway. Open like `/metrics`; `--ui off` leaves all of it out.
+
+use super::error::ApiError;
+use super::handlers::{ModelPath, Shared};
+use super::state::ServerState;
+use axum::Router;
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const PAGE: &str = include_str!("../../ui/index.html");
+const APP: &str = include_str!("../../ui/app.js");
+/// cytoscape 3.34.4 (MIT), vendored: see `host/ui/vendor/cytoscape/`.
+const CYTOSCAPE: &str = include_str!("../../ui/vendor/cytoscape/cytoscape.min.js");
+
+/// The page's routes.
+pub fn routes() -> Router<Arc<ServerState>> {
+    Router::new()
+        .route("/", get(page))
+        .route("/ui", get(page))
+        .route("/ui/models/{model}", get(page))
+        .route("/ui/assets/{file}", get(asset))
+        .route("/v2/ui/models", get(models))
+        .route("/v2/ui/graph/{model}", get(graph))
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
+    let (body, kind) = match file.as_str() {
+        "app.js" => (APP, "text/javascript; charset=utf-8"),
+        "cytoscape.min.js" => (CYTOSCAPE, "text/javascript; charset=utf-8"),
+        _ => return Err(ApiError::NotFound(format!("no asset `{file}`"))),
+    };
+    Ok(([(header::CONTENT_TYPE, kind)], body).into_response())
+}
+
+/// Every model known, with its version and state.
+async fn models(axum::extract::State(state): Shared) -> axum::Json<Value> {
+    axum::Json(json!({ "models": state.service.index(false) }))
+}
+
+/// The tree of uses under a model (see [`crate::graph::describe`]), from
+/// the config file as it is now.
+async fn graph(
+    axum::extract::State(state): Shared,
+    path: ModelPath,
+) -> Result<axum::Json<Value>, ApiError> {
+    let file = crate::config::ConfigFile::load(state.service.config())
+        .map_err(|e| ApiError::Unavailable(format!("the config cannot be read: {e}")))?;
+    crate::graph::describe(&file, &path.model)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown model `{}`", path.model)))
+}
