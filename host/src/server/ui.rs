@@ -61,3 +61,31 @@ async fn graph(
         .map(axum::Json)
         .ok_or_else(|| ApiError::NotFound(format!("unknown model `{}`", path.model)))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::{AdminToken, Limits, ServerState, router};
+    use axum::body::Body;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    async fn status(ui: bool, path: &str) -> u16 {
+        let state = Arc::new(ServerState::new(
+            "aimass.toml".into(),
+            Limits::default(),
+            AdminToken::none(),
+        ));
+        let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let response = router(state, ui).oneshot(request).await.unwrap();
+        response.status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn the_page_is_served_unless_turned_off() {
+        for path in ["/", "/ui", "/ui/models/digits", "/ui/assets/app.js"] {
+            assert_eq!(status(true, path).await, 200, "{path}");
+            assert_eq!(status(false, path).await, 404, "{path} with --ui off");
+        }
+        assert_eq!(status(true, "/ui/assets/other.js").await, 404);
+    }
+}
