@@ -168,6 +168,11 @@ async fn the_page_draws_the_hierarchy_with_live_figures_and_failures() {
         .as_str()
         .unwrap();
     assert!(cascade.contains("stage 0 "), "{cascade}");
+    // A hierarchy inside another one has its own calls and latency.
+    assert!(
+        calls_per_second(node(second, "student-or-teachers")) > 0.0,
+        "{cascade}"
+    );
     // Every model has a link of its own.
     assert!(
         second["links"]

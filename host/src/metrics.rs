@@ -45,6 +45,9 @@ pub const ROLLOUT_SHARE: &str = "aimass_rollout_share";
 /// A rollout's moves, by what happened (`step`, `promoted`, `rolled_back`).
 pub const ROLLOUT_EVENTS: &str = "aimass_rollout_events_total";
 
+/// One call of a hierarchy, wherever it is called from (the top of a
+/// request or inside another hierarchy).
+pub const HIERARCHY_SECONDS: &str = "aimass_hierarchy_duration_seconds";
 /// Rows each stage of a cascade answered, per cascade and stage.
 pub const CASCADE_ROWS: &str = "aimass_cascade_rows_total";
 /// Soft members an ensemble answered without, per hierarchy and member.
@@ -223,6 +226,12 @@ pub fn shadow_dropped(shadow: &str) {
 pub fn rollout(model: &str, to_share: f64, event: &'static str) {
     gauge!(ROLLOUT_SHARE, "model" => model.to_string()).set(to_share);
     counter!(ROLLOUT_EVENTS, "model" => model.to_string(), "event" => event).increment(1);
+}
+
+/// The histogram of `hierarchy`'s calls, kept by the hierarchy so that a
+/// call records without a lookup.
+pub fn hierarchy_timer(hierarchy: &str) -> Histogram {
+    histogram!(HIERARCHY_SECONDS, "model" => hierarchy.to_string())
 }
 
 /// `rows` rows of a call to `cascade` answered by stage `stage`.

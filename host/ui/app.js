@@ -178,12 +178,16 @@ function figures(d, now, before, seconds) {
       lines.push(`${(rows / batches).toFixed(1)} rows/batch · queue p99 ${ms(quantile(now, before, "aimass_batch_queue_duration_seconds", mine, 0.99))}`);
     }
   } else {
-    const top = (l) => l.model === d.name;
-    const requests = rate("aimass_requests_total", top);
-    if (sum(now, "aimass_requests_total", top)) {
-      lines.push(`${requests.toFixed(1)} req/s · p99 ${ms(quantile(now, before, "aimass_request_duration_seconds", top, 0.99))}`);
-      const failed = sum(now, "aimass_request_failures_total", top);
-      if (failed) lines.push(`failed ${failed}`);
+    // Every call of the hierarchy, from the top of a request or inside
+    // another one; requests that failed, when clients call it directly.
+    const mine = (l) => l.model === d.name;
+    const h = "aimass_hierarchy_duration_seconds";
+    lines.push(`${rate(`${h}_count`, mine).toFixed(1)} calls/s`);
+    lines.push(`p50 ${ms(quantile(now, before, h, mine, 0.5))} · p99 ${ms(quantile(now, before, h, mine, 0.99))}`);
+    const failed = sum(now, "aimass_request_failures_total", mine);
+    if (failed) {
+      failing = true;
+      lines.push(`failed requests ${failed}`);
     }
     if (d.kind === "cascade") {
       const mine = (l) => l.cascade === d.name;

@@ -92,6 +92,8 @@ pub struct Served {
     /// The most rows one request may send, when it has a limit.
     pub max_rows: Option<usize>,
     body: Body,
+    /// A hierarchy's call latency (a node's is its pool's).
+    timer: Option<metrics::Histogram>,
 }
 
 impl std::fmt::Debug for Served {
@@ -119,6 +121,7 @@ impl Served {
                 .or(info.max_batch_size.filter(|&n| n > 0))
                 .map(|n| n as usize),
             body: Body::Node(pool, None),
+            timer: None,
         }
     }
 
@@ -175,6 +178,7 @@ impl Served {
             signature,
             max_rows,
             body: Body::Hierarchy(composition),
+            timer: Some(crate::metrics::hierarchy_timer(name)),
         }
     }
 
@@ -288,6 +292,20 @@ impl Served {
     }
 
     async fn traced(
+        self: &Arc<Self>,
+        context: &Arc<Context>,
+        inputs: Vec<NamedTensor>,
+    ) -> Result<Vec<NamedTensor>, ExecError> {
+        let Some(timer) = &self.timer else {
+            return self.traced_body(context, inputs).await;
+        };
+        let started = Instant::now();
+        let result = self.traced_body(context, inputs).await;
+        timer.record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn traced_body(
         self: &Arc<Self>,
         context: &Arc<Context>,
         inputs: Vec<NamedTensor>,
