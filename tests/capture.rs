@@ -46,28 +46,11 @@ async fn infer(server: &TestServer, model: &str, id: &str, body: &Value) -> Valu
     answer
 }
 
-/// The value of the metric line starting with `series` (0 when absent).
-async fn metric(server: &TestServer, series: &str) -> f64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series))
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Waits until `series` reaches `at_least` (the writer flushes on its own).
 async fn wait_for(server: &TestServer, series: &str, at_least: f64) -> f64 {
     let started = Instant::now();
     loop {
-        let value = metric(server, series).await;
+        let value = server.metric(series).await;
         if value >= at_least {
             return value;
         }
@@ -268,16 +251,12 @@ async fn the_sample_rate_holds() {
     }
     // Let the writer flush (100 ms) and count.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let kept = metric(
-        &server,
-        "aimass_capture_rows_total{model=\"digits-sampled\"}",
-    )
-    .await;
-    let dropped = metric(
-        &server,
-        "aimass_capture_dropped_total{model=\"digits-sampled\",reason=\"queue_full\"}",
-    )
-    .await;
+    let kept = server
+        .metric("aimass_capture_rows_total{model=\"digits-sampled\"}")
+        .await;
+    let dropped = server
+        .metric("aimass_capture_dropped_total{model=\"digits-sampled\",reason=\"queue_full\"}")
+        .await;
     assert_eq!(dropped, 0.0);
     // 0.3 of 400 is 120, with a standard deviation of about 9.
     assert!((85.0..=155.0).contains(&kept), "kept {kept} of 400 at 0.3");
@@ -297,16 +276,12 @@ async fn rotation_and_retention_keep_the_folder_under_its_limit() {
         300.0,
     )
     .await;
-    let written = metric(
-        &server,
-        "aimass_capture_files_total{model=\"digits-rotated\"}",
-    )
-    .await;
-    let deleted = metric(
-        &server,
-        "aimass_capture_files_deleted_total{model=\"digits-rotated\"}",
-    )
-    .await;
+    let written = server
+        .metric("aimass_capture_files_total{model=\"digits-rotated\"}")
+        .await;
+    let deleted = server
+        .metric("aimass_capture_files_deleted_total{model=\"digits-rotated\"}")
+        .await;
     // At most 20 requests a file: at least 15 files, and the oldest went.
     assert!(written >= 15.0, "{written} files");
     assert!(deleted >= 1.0, "nothing deleted of {written} files");
@@ -342,11 +317,9 @@ async fn a_folder_that_cannot_be_written_fails_no_inference() {
     )
     .await;
     assert_eq!(lost, 100.0);
-    let kept = metric(
-        &server,
-        "aimass_capture_rows_total{model=\"digits-blocked\"}",
-    )
-    .await;
+    let kept = server
+        .metric("aimass_capture_rows_total{model=\"digits-blocked\"}")
+        .await;
     assert_eq!(kept, 0.0);
     server.stop().await.unwrap();
 }

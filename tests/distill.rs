@@ -67,22 +67,6 @@ async fn run_python(python: &str, script: &str, args: Vec<String>) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-async fn metric(server: &TestServer, series: &str) -> f64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series))
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(aimass_python),
@@ -122,7 +106,11 @@ async fn a_student_distilled_from_captured_traffic_is_swapped_in_without_a_failu
     assert_eq!(replayed["requests"], train.len());
     let expected = (train.len() + train.len().div_ceil(3)) as f64;
     let started = Instant::now();
-    while metric(&server, "aimass_capture_rows_total{model=\"digits\"}").await < expected {
+    while server
+        .metric("aimass_capture_rows_total{model=\"digits\"}")
+        .await
+        < expected
+    {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "capture not flushed"

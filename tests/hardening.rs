@@ -67,11 +67,6 @@ fn infer_head(model: &str, length: usize) -> String {
     )
 }
 
-async fn metrics(server: &TestServer) -> String {
-    let response = server.client.get(server.url("/metrics")).send().await;
-    response.unwrap().text().await.unwrap()
-}
-
 /// The value of the first metric line that starts with `prefix`.
 fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
@@ -223,7 +218,7 @@ async fn huge_batches_are_refused_before_any_plugin_runs() {
     .to_string();
     let mut body = header.clone().into_bytes();
     body.resize(body.len() + rows * 64 * 4, 0);
-    let before = metrics(&server).await;
+    let before = server.metrics_text().await;
     let started = Instant::now();
     let response = server
         .client
@@ -243,7 +238,7 @@ async fn huge_batches_are_refused_before_any_plugin_runs() {
     assert!(started.elapsed() < Duration::from_secs(2));
     let features = "aimass_node_duration_seconds_count{node=\"features\"}";
     assert_eq!(
-        metric(&metrics(&server).await, features),
+        metric(&server.metrics_text().await, features),
         metric(&before, features),
         "a plugin ran"
     );
@@ -430,7 +425,7 @@ async fn unknown_names_never_become_metric_series() {
             .await;
         assert_eq!(status, 404);
     }
-    let text = metrics(&server).await;
+    let text = server.metrics_text().await;
     assert!(!text.contains("nope-47"), "a client's name became a label");
     assert!(
         text.contains("aimass_model_loads_total{model=\"(unknown)\",outcome=\"error\"} 2"),
@@ -507,13 +502,13 @@ async fn a_slow_shadow_is_bounded_and_gets_the_request_parameters() {
             "the primary waited {took:?}"
         );
     }
-    let text = metrics(&server).await;
+    let text = server.metrics_text().await;
     let dropped = metric(&text, "aimass_shadow_dropped_total{shadow=\"shadowed\"}");
     assert!(dropped.is_some_and(|n| n >= 1.0), "{text}");
 
     // A switch as the shadow routes by the request's own parameters.
     let seen = "aimass_node_duration_seconds_count{node=\"seen\"}";
-    let before = metric(&metrics(&server).await, seen).unwrap_or(0.0);
+    let before = metric(&server.metrics_text().await, seen).unwrap_or(0.0);
     let mut routed = request.clone();
     routed["parameters"] = json!({"branch": "a"});
     assert_eq!(
@@ -522,7 +517,7 @@ async fn a_slow_shadow_is_bounded_and_gets_the_request_parameters() {
     );
     let started = Instant::now();
     loop {
-        let now = metric(&metrics(&server).await, seen).unwrap_or(0.0);
+        let now = metric(&server.metrics_text().await, seen).unwrap_or(0.0);
         if now >= before + 2.0 {
             break; // the primary's call and the shadow's
         }
@@ -558,7 +553,7 @@ async fn an_engine_out_of_instance_slots_answers_503() {
             "{body}"
         );
     }
-    let text = metrics(&server).await;
+    let text = server.metrics_text().await;
     assert!(
         text.contains("aimass_plugin_failures_total{node=\"slow\",kind=\"capacity\"}"),
         "{text}"

@@ -21,15 +21,7 @@ fn first_value(answer: &Value) -> f64 {
 
 /// `aimass_node_instances{node="NODE"}` from `/metrics`.
 async fn live_instances(server: &TestServer, node: &str) -> f64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     let series = format!("aimass_node_instances{{node=\"{node}\"}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&series))

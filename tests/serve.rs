@@ -266,15 +266,7 @@ async fn server_model_and_repository_endpoints() {
             .any(|s| s["name"] == "digits")
     );
 
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics_text().await;
     for line in [
         "aimass_requests_total{model=\"digits\",status=\"200\"}",
         "aimass_request_duration_seconds_bucket{model=\"digits\"",

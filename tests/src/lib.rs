@@ -322,6 +322,27 @@ impl TestServer {
         read_json(response).await
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await;
+        response
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// The value of the metric line that starts with `series` (the name
+    /// and its labels, e.g. `m{a="b"}`); 0 when there is none.
+    pub async fn metric(&self, series: &str) -> f64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix(series))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Signals shutdown, waits for the server to finish, and removes the
     /// folder its config and compile cache were written to.
     pub async fn stop(mut self) -> Result<(), aimass::server::ServeError> {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// The longest the writer sleeps between looks at its queue.
 const MAX_TICK: Duration = Duration::from_millis(50);
@@ -211,9 +211,7 @@ impl Writer {
     ) {
         let rows = rows as u64;
         let dir = self.dir.join(dataset);
-        let millis = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
+        let millis = super::now_us() / 1000;
         // Sorted by name is sorted by time: the retention deletes in that order.
         let name = format!("{millis:013}-{}-{:06}", std::process::id(), next_sequence());
         let outcome = batch

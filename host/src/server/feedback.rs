@@ -75,12 +75,9 @@ fn parse(body: &[u8]) -> Result<Feedback, ApiError> {
             "the feedback says nothing: give a `label`, a `reward` or both".into(),
         ));
     }
-    let time_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
     Ok(Feedback {
         id: body.id,
-        time_us,
+        time_us: crate::capture::now_us(),
         label,
         label_text,
         reward: body.reward,
