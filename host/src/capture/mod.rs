@@ -94,7 +94,9 @@ impl Sink {
         let queued_bytes = Arc::new(AtomicU64::new(0));
         let writer = writer::Writer::new(model, dir, config.clone(), queued_bytes.clone());
         let thread = std::thread::Builder::new()
-            .name(format!("aimass-capture-{model}"))
+            // Escaped: a quoted TOML key may hold a NUL, which a thread
+            // name may not.
+            .name(format!("aimass-capture-{}", model.escape_default()))
             .spawn(move || writer.run(entries));
         let writer = match thread {
             Ok(handle) => Some(handle),

@@ -226,109 +226,68 @@ impl Served {
         })
     }
 
-    /// Runs this model inside a request, timed and traced.
+    /// Runs this model inside a request: timed (a hierarchy), traced when
+    /// asked, its outputs kept and its call captured when the request says
+    /// so.
     pub(super) fn call<'a>(
         self: &'a Arc<Self>,
         context: &'a Arc<Context>,
         inputs: Vec<NamedTensor>,
     ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
         async move {
-            let capture = context
+            let sink = context
                 .capture
                 .as_ref()
                 .and_then(|scope| scope.inner_sink(self.model_name()));
-            if let Some(sink) = capture {
-                return self.captured(sink, context, inputs).await;
-            }
-            if context.keeps(&self.name) {
-                let result = self.traced(context, inputs).await;
-                if let Ok(outputs) = &result {
-                    context.keep_outputs(&self.name, outputs);
-                }
-                return result;
-            }
-            self.traced(context, inputs).await
-        }
-        .boxed()
-    }
-
-    /// Runs a captured inner model and offers its call to its capture.
-    async fn captured(
-        self: &Arc<Self>,
-        sink: &crate::capture::Sink,
-        context: &Arc<Context>,
-        inputs: Vec<NamedTensor>,
-    ) -> Result<Vec<NamedTensor>, ExecError> {
-        let (time_us, started) = (crate::capture::now_us(), Instant::now());
-        let kept_inputs = if sink.config().inputs {
-            inputs.clone()
-        } else {
-            Vec::new()
-        };
-        let result = self.traced(context, inputs).await;
-        if let Ok(outputs) = &result
-            && context.keeps(&self.name)
-        {
-            context.keep_outputs(&self.name, outputs);
-        }
-        let id = context
-            .capture
-            .as_ref()
-            .map_or_else(String::new, |scope| scope.id.clone());
-        sink.offer(crate::capture::Record {
-            id,
-            time_us,
-            version: self.version(),
-            latency_us: started.elapsed().as_micros() as u64,
-            error: result.as_ref().err().map(crate::capture::error_text),
-            inputs: kept_inputs,
-            outputs: match &result {
-                Ok(outputs) if sink.config().outputs => outputs.clone(),
+            let captured_inputs = match sink {
+                Some(sink) if sink.config().inputs => inputs.clone(),
                 _ => Vec::new(),
-            },
-            inner: Vec::new(),
-        });
-        result
-    }
-
-    async fn traced(
-        self: &Arc<Self>,
-        context: &Arc<Context>,
-        inputs: Vec<NamedTensor>,
-    ) -> Result<Vec<NamedTensor>, ExecError> {
-        let Some(timer) = &self.timer else {
-            return self.traced_body(context, inputs).await;
-        };
-        let started = Instant::now();
-        let result = self.traced_body(context, inputs).await;
-        timer.record(started.elapsed().as_secs_f64());
-        result
-    }
-
-    async fn traced_body(
-        self: &Arc<Self>,
-        context: &Arc<Context>,
-        inputs: Vec<NamedTensor>,
-    ) -> Result<Vec<NamedTensor>, ExecError> {
-        {
-            if !context.tracing() {
-                return self.body(context, inputs).await;
-            }
-            let started = Instant::now();
-            let batch = inputs.first().map_or(0, |(_, t)| t.rows());
+            };
+            let time_us = sink.map_or(0, |_| crate::capture::now_us());
+            let rows = inputs.first().map_or(0, |(_, t)| t.rows());
+            // The clock is read only when something uses it.
+            let started =
+                (self.timer.is_some() || sink.is_some() || context.tracing()).then(Instant::now);
             let result = self.body(context, inputs).await;
-            context.record(TraceEntry {
-                model: self.name.clone(),
-                kind: self.kind.name(),
-                rows: batch,
-                micros: started.elapsed().as_micros() as u64,
-                outcome: match &result {
-                    Ok(_) => "ok".to_string(),
-                    Err(e) => e.to_string(),
-                },
-            });
+            let took = started.map(|s| s.elapsed()).unwrap_or_default();
+            if let Some(timer) = &self.timer {
+                timer.record(took.as_secs_f64());
+            }
+            if context.tracing() {
+                context.record(TraceEntry {
+                    model: self.name.clone(),
+                    kind: self.kind.name(),
+                    rows,
+                    micros: took.as_micros() as u64,
+                    outcome: match &result {
+                        Ok(_) => "ok".to_string(),
+                        Err(e) => e.to_string(),
+                    },
+                });
+            }
+            if let Ok(outputs) = &result
+                && context.keeps(&self.name)
+            {
+                context.keep_outputs(&self.name, outputs);
+            }
+            if let (Some(sink), Some(scope)) = (sink, &context.capture) {
+                sink.offer(crate::capture::Record {
+                    id: scope.id.clone(),
+                    time_us,
+                    version: self.version(),
+                    latency_us: took.as_micros() as u64,
+                    error: result.as_ref().err().map(crate::capture::error_text),
+                    inputs: captured_inputs,
+                    outputs: match &result {
+                        Ok(outputs) if sink.config().outputs => outputs.clone(),
+                        _ => Vec::new(),
+                    },
+                    inner: Vec::new(),
+                });
+            }
             result
         }
+        .boxed()
     }
 
     async fn body(
