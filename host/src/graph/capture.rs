@@ -26,6 +26,17 @@ pub(super) fn check(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
             );
             continue;
         };
+        // The model's files go in a folder named after it.
+        if model.contains(['/', '\\']) || model.starts_with('.') {
+            errors.push(
+                file.error(
+                    span.clone(),
+                    format!("capture.{model}"),
+                    format!("`{model}` cannot name a folder: its capture would leave `folder`"),
+                )
+                .fix("capture a model whose name has no `/`, `\\` or leading `.`"),
+            );
+        }
         // What any version of the model calls, by model name.
         let inside: BTreeSet<String> = defined
             .values()
