@@ -11,6 +11,7 @@ mod error;
 mod onnxruntime;
 mod signature;
 mod tract;
+mod vector_state;
 
 pub use error::NnError;
 pub use signature::{Signature, shape_text};

@@ -169,9 +169,10 @@ impl TractContext {
             .state
             .get_mut()
             .map_err(|_| backend_error("an earlier tract call panicked".to_string()))?;
-        let outputs = state
-            .run(inputs)
-            .map_err(|e| backend_error(format!("tract: {e:#}")))?;
+        let outputs = state.run(inputs);
+        // tract's kernels leave the vector registers dirty (see vector_state).
+        super::vector_state::clear_upper_vector_state();
+        let outputs = outputs.map_err(|e| backend_error(format!("tract: {e:#}")))?;
         outputs
             .iter()
             .zip(&self.signature.outputs)
