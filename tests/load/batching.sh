@@ -7,12 +7,18 @@
 #     batching off, then on;
 #   - the `digits` cascade (escalating to three small teachers) and the
 #     `digits-heavy` cascade (escalating to the heavy teacher, batching on,
-#     then off) at c=64, on a digit the student is unsure of.
+#     then off) at c=64, on a digit the student is unsure of;
+#   - with TRITON_PYTHON set, the same heavy teacher in a real Triton with
+#     dynamic batching (tests/load/triton_heavy.py) at c=64, same body.
 #
 #   bash tests/load/batching.sh
+#   TRITON_PYTHON=~/.cache/aimass-peers/venv-pytriton/bin/python bash tests/load/batching.sh
 #
 # Environment: SECONDS_PER_RUN (10), THREADS (2), PORT (18720), AIMASS_BIN
-# (target/release/aimass, or $CARGO_TARGET_DIR/release/aimass). Needs wrk
+# (target/release/aimass, or $CARGO_TARGET_DIR/release/aimass),
+# TRITON_PYTHON (a python with nvidia-pytriton==0.7.0 and onnxruntime, as
+# ../shared/peers/setup_peers.sh makes plus `pip install onnxruntime`;
+# unset: no Triton run), TRITON_PORT (18730). Needs wrk
 # (apt-get install -y wrk), a release build and the plugins built
 # (cargo build --release --target wasm32-wasip2 -p scaler -p classifier-head
 # --target-dir target).
@@ -30,10 +36,13 @@ UNBATCHED=examples/digits/.aimass-unbatched.toml
 SERVER=""
 cleanup() {
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  # Triton runs in a process group of its own (python, tritonserver, stub).
+  [ -n "${TRITON:-}" ] && kill -KILL -- "-$TRITON" 2>/dev/null
   rm -rf "$WORK" "$UNBATCHED"
 }
 trap cleanup EXIT
 URL="http://127.0.0.1:$PORT"
+BASE=$URL
 
 serve() {
   AIMASS_GRPC_LISTEN=off "$BIN" serve "$1" --listen "127.0.0.1:$PORT" --max-concurrency 256 > "$WORK/server.log" 2>&1 &
@@ -53,7 +62,7 @@ run() {
   echo "/v2/models/$2/infer 200 0 $3" > "$WORK/requests.txt"
   threads=$(( $5 < THREADS ? $5 : THREADS ))
   out=$(REQUESTS="$WORK/requests.txt" wrk -t"$threads" -c"$5" -d"${SECS}s" --timeout 10s \
-    -s tests/load/mixed.lua "$URL")
+    -s tests/load/mixed.lua "$BASE")
   other=$(grep '^STATUS' <<<"$out" | cut -d' ' -f2- | tr ' ' '\n' | grep -v '^200=' | tr '\n' ' ' || true)
   ok=$(grep '^STATUS' <<<"$out" | cut -d' ' -f2- | tr ' ' '\n' | sed -n 's/^200=//p')
   result=$(grep '^RESULT' <<<"$out")
@@ -106,3 +115,27 @@ serve "$UNBATCHED"
 run "heavy-teacher batch-1, batching off" heavy-teacher "$WORK/features.json" 1 64
 run "digits-heavy, escalating, off" digits-heavy "$WORK/unsure.json" 1 64
 stop
+
+[ -n "${TRITON_PYTHON:-}" ] || exit 0
+TRITON_PORT=${TRITON_PORT:-18730}
+BASE="http://127.0.0.1:$TRITON_PORT"
+libdir=$("$TRITON_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+LD_LIBRARY_PATH=$libdir setsid "$TRITON_PYTHON" tests/load/triton_heavy.py \
+  examples/digits/models/heavy_teacher.onnx "$TRITON_PORT" "$WORK/triton" > "$WORK/triton.log" 2>&1 &
+TRITON=$!
+for _ in $(seq 1 600); do
+  curl -sf -o /dev/null "$BASE/v2/models/heavy-teacher/ready" && break
+  kill -0 "$TRITON" 2>/dev/null || { echo "bench: Triton died:" >&2; tail -5 "$WORK/triton.log" >&2; exit 1; }
+  sleep 0.1
+done
+# Triton reads `data` flat, in row-major order.
+python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); t=b["inputs"][0]; d=t["data"]
+t["data"]=[v for r in d for v in r] if d and isinstance(d[0], list) else d; print(json.dumps(b))' \
+  "$WORK/features.json" > "$WORK/triton-features.json"
+run "Triton heavy-teacher, dynamic batching" heavy-teacher "$WORK/triton-features.json" 1 64
+curl -s "$BASE/v2/models/heavy-teacher/stats" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["model_stats"][0]
+print("  Triton heavy-teacher: %d rows in %d executions, %.1f rows per execution"
+      % (s["inference_count"], s["execution_count"], s["inference_count"] / max(s["execution_count"], 1)))'
+kill -TERM -- "-$TRITON" 2>/dev/null || true
