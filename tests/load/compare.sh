@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Throughput of two aimass binaries (or two configs) side by side on batch-1
 # `digits` (JSON), in alternating rounds so that both see the same noise on
-# a shared machine; prints each round and the medians, and B's median as a
-# ratio of A's.
+# a shared machine; prints each round's req/s and p99, their medians, and
+# B's median req/s as a ratio of A's.
 #
 #   BIN_A=/tmp/aimass-before BIN_B=target/release/aimass bash tests/load/compare.sh
 #
@@ -49,17 +49,19 @@ round() {
   result=$(grep '^RESULT' <<<"$out")
   requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result")
   duration=$(sed -E 's/.*duration_s=([0-9.]+).*/\1/' <<<"$result")
-  awk -v r="$requests" -v d="$duration" 'BEGIN {printf "%.0f", r / d}'
+  p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$result")
+  awk -v r="$requests" -v d="$duration" -v p="$p99" 'BEGIN {printf "%.0f %s", r / d, p}'
 }
 
 median() { tr ' ' '\n' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-A=(); B=()
+A=(); B=(); PA=(); PB=()
 echo "compare: batch-1 digits, c=$CONC, $ROUNDS rounds of ${SECS}s each, A=$BIN_A $CONFIG_A B=$BIN_B $CONFIG_B"
 for r in $(seq 1 "$ROUNDS"); do
-  a=$(round "$BIN_A" "$CONFIG_A"); b=$(round "$BIN_B" "$CONFIG_B")
-  A+=("$a"); B+=("$b")
-  echo "round $r: A $a req/s, B $b req/s"
+  read -r a pa <<<"$(round "$BIN_A" "$CONFIG_A")"; read -r b pb <<<"$(round "$BIN_B" "$CONFIG_B")"
+  A+=("$a"); B+=("$b"); PA+=("$pa"); PB+=("$pb")
+  echo "round $r: A $a req/s (p99 $pa ms), B $b req/s (p99 $pb ms)"
 done
 ma=$(echo "${A[*]}" | median); mb=$(echo "${B[*]}" | median)
-awk -v a="$ma" -v b="$mb" 'BEGIN {printf "compare: median A %.0f req/s, B %.0f req/s, B/A %.3f\n", a, b, b / a}'
+pa=$(echo "${PA[*]}" | median); pb=$(echo "${PB[*]}" | median)
+awk -v a="$ma" -v b="$mb" -v pa="$pa" -v pb="$pb" 'BEGIN {printf "compare: median A %.0f req/s (p99 %.2f ms), B %.0f req/s (p99 %.2f ms), B/A %.3f\n", a, pa, b, pb, b / a}'
