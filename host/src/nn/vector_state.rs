@@ -6,7 +6,8 @@
 //! AVX–SSE transition: Cranelift's code for plugins mixes VEX arithmetic with
 //! SSE moves, and Rust's own x86-64 code is SSE. Measured on this host's Xeon:
 //! a plugin's softmax over 10 values took 4.2 µs after a compute and 0.1 µs
-//! with the state cleared; one `digits` request spent about 35 µs that way.
+//! with the state cleared; a batch-1 `digits` request took 164 µs of server
+//! CPU before the fix and 138 µs after.
 
 /// Marks the upper halves of the vector registers unused (`vzeroupper`),
 /// when the CPU has them; a no-op elsewhere.
