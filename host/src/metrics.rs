@@ -2,7 +2,7 @@
 //! buckets. Recording is a no-op until [`install`] sets up the Prometheus
 //! recorder, so the library costs nothing when no server scrapes it.
 
-use metrics::{Gauge, Histogram, counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -234,10 +234,10 @@ pub fn hierarchy_timer(hierarchy: &str) -> Histogram {
     histogram!(HIERARCHY_SECONDS, "model" => hierarchy.to_string())
 }
 
-/// `rows` rows of a call to `cascade` answered by stage `stage`.
-pub fn cascade_rows(cascade: &str, stage: usize, rows: u64) {
+/// The counter of rows stage `stage` of `cascade` answered, kept by the
+/// stage so that a call counts without a lookup.
+pub fn cascade_rows(cascade: &str, stage: usize) -> Counter {
     counter!(CASCADE_ROWS, "cascade" => cascade.to_string(), "stage" => stage.to_string())
-        .increment(rows);
 }
 
 /// A soft member `model` of `hierarchy` failed and was left out.

@@ -103,7 +103,11 @@ pub(super) fn build(b: &Builder, name: &str, s: &CascadeConfig) -> Result<Built,
             }
             None => None,
         };
-        stages.push(Stage { member, threshold });
+        stages.push(Stage {
+            member,
+            threshold,
+            answered: crate::metrics::cascade_rows(name, i),
+        });
     }
     let all: Vec<&Member> = stages.iter().map(|s| &s.member).collect();
     let span = b.file.table_span("cascade", name);
@@ -124,6 +128,8 @@ struct Stage {
     member: Member,
     /// Every stage but the last has one.
     threshold: Option<Threshold>,
+    /// Rows this stage answered (a handle, so a call counts without a lookup).
+    answered: metrics::Counter,
 }
 
 struct Cascade {
@@ -237,7 +243,7 @@ impl Cascade {
                 }
             }
             if !kept.is_empty() {
-                crate::metrics::cascade_rows(name, index, kept.len() as u64);
+                stage.answered.increment(kept.len() as u64);
                 let outputs = outputs
                     .iter()
                     .map(|(n, t)| {
@@ -299,6 +305,7 @@ mod tests {
                 value: 0.9,
                 confidence: confidence.map(str::to_string),
             }),
+            answered: metrics::Counter::noop(),
         }
     }
 
