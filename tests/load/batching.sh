@@ -44,15 +44,20 @@ trap cleanup EXIT
 URL="http://127.0.0.1:$PORT"
 BASE=$URL
 
+# ready NAME PID LOG URL: waits (60 s at most) until URL answers 200.
+ready() {
+  for _ in $(seq 1 600); do
+    curl -sf -o /dev/null "$4" && return
+    kill -0 "$2" 2>/dev/null || { echo "bench: $1 died:" >&2; tail -5 "$3" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "bench: $1 was not ready in 60 s" >&2; exit 1
+}
+
 serve() {
   AIMASS_GRPC_LISTEN=off "$BIN" serve "$1" --listen "127.0.0.1:$PORT" --max-concurrency 256 > "$WORK/server.log" 2>&1 &
   SERVER=$!
-  for _ in $(seq 1 600); do
-    curl -sf -o /dev/null "$URL/v2/health/ready" && return
-    kill -0 "$SERVER" 2>/dev/null || { echo "bench: the server died:" >&2; tail -5 "$WORK/server.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "bench: the server was not ready in 60 s" >&2; exit 1
+  ready "the server" "$SERVER" "$WORK/server.log" "$URL/v2/health/ready"
 }
 
 stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
@@ -123,11 +128,7 @@ libdir=$("$TRITON_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("
 LD_LIBRARY_PATH=$libdir setsid "$TRITON_PYTHON" tests/load/triton_heavy.py \
   examples/digits/models/heavy_teacher.onnx "$TRITON_PORT" "$WORK/triton" > "$WORK/triton.log" 2>&1 &
 TRITON=$!
-for _ in $(seq 1 600); do
-  curl -sf -o /dev/null "$BASE/v2/models/heavy-teacher/ready" && break
-  kill -0 "$TRITON" 2>/dev/null || { echo "bench: Triton died:" >&2; tail -5 "$WORK/triton.log" >&2; exit 1; }
-  sleep 0.1
-done
+ready Triton "$TRITON" "$WORK/triton.log" "$BASE/v2/models/heavy-teacher/ready"
 # Triton reads `data` flat, in row-major order.
 python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); t=b["inputs"][0]; d=t["data"]
 t["data"]=[v for r in d for v in r] if d and isinstance(d[0], list) else d; print(json.dumps(b))' \
