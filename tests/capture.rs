@@ -62,6 +62,26 @@ async fn wait_for(server: &TestServer, series: &str, at_least: f64) -> f64 {
     }
 }
 
+/// The value of `series` once it has stopped changing for a second (the
+/// writer flushes every 100 ms here), whatever the machine's load.
+async fn settled(server: &TestServer, series: &str) -> f64 {
+    let started = Instant::now();
+    let (mut last, mut since) = (server.metric(series).await, Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let value = server.metric(series).await;
+        if value != last {
+            (last, since) = (value, Instant::now());
+        } else if value > 0.0 && since.elapsed() >= Duration::from_secs(1) {
+            return value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{series} still changing (or 0) after 30 s: {value}"
+        );
+    }
+}
+
 /// Runs tests/capture/read_capture.py (pyarrow) on a model's capture folder.
 async fn read_with_pyarrow(dir: &Path) -> Value {
     let python = std::env::var("AIMASS_PYTHON")
@@ -249,11 +269,11 @@ async fn the_sample_rate_holds() {
     for i in 0..400 {
         infer(&server, "digits-sampled", &format!("sample-{i}"), &body).await;
     }
-    // Let the writer flush (100 ms) and count.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let kept = server
-        .metric("aimass_capture_rows_total{model=\"digits-sampled\"}")
-        .await;
+    let kept = settled(
+        &server,
+        "aimass_capture_rows_total{model=\"digits-sampled\"}",
+    )
+    .await;
     let dropped = server
         .metric("aimass_capture_dropped_total{model=\"digits-sampled\",reason=\"queue_full\"}")
         .await;
