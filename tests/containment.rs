@@ -361,6 +361,19 @@ async fn handles_do_not_outlive_their_call() {
         error_of(&second).contains("from an earlier call"),
         "{second}"
     );
+    // Nor can it read the kept handle's contents, or its type and shape,
+    // through the SDK's one-call accessors.
+    for model in ["read-kept", "describe-kept"] {
+        let (status, first, _) = call(&server, model, &x_request(1, 1234.5)).await;
+        assert_eq!(status, 200, "{model}: {first}");
+        let (status, second, _) = call(&server, model, &x_request(1, 2.0)).await;
+        assert_eq!(status, 500, "{model}: {second}");
+        assert!(!second.to_string().contains("1234.5"), "{second}");
+        assert!(
+            error_of(&second).contains("handles last only for the call"),
+            "{model}: {second}"
+        );
+    }
     server.stop().await.unwrap();
 }
 

@@ -6,8 +6,10 @@
 //! to [`crate::Graph::compute`]. Moving a host tensor on (returning it, or
 //! passing it to `compute`) never copies its data through the plugin.
 
+use crate::bindings::aimass::plugin::tensors as host;
 use crate::bindings::wasi::nn::tensor::Tensor as HostTensor;
 use crate::error::{Error, Result};
+use core::cell::OnceCell;
 use core::fmt;
 
 /// The element type of a tensor (the `wasi:nn` tensor type).
@@ -72,7 +74,11 @@ macro_rules! element {
 element!(f32 => Fp32, f64 => Fp64, u8 => U8, i32 => I32, i64 => I64);
 
 enum Repr {
-    Host(HostTensor),
+    Host {
+        handle: HostTensor,
+        /// The element type and shape, asked once (they never change).
+        described: OnceCell<(DType, Vec<u32>)>,
+    },
     Local {
         shape: Vec<u32>,
         dtype: DType,
@@ -91,7 +97,7 @@ impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tensor")
             .field("name", &self.label)
-            .field("host", &matches!(self.repr, Repr::Host(_)))
+            .field("host", &matches!(self.repr, Repr::Host { .. }))
             .finish_non_exhaustive()
     }
 }
@@ -138,8 +144,46 @@ impl Tensor {
     /// Wraps a host tensor handle.
     pub fn from_host(tensor: HostTensor) -> Self {
         Tensor {
-            repr: Repr::Host(tensor),
+            repr: Repr::Host {
+                handle: tensor,
+                described: OnceCell::new(),
+            },
             label: None,
+        }
+    }
+
+    /// Brings a host tensor's contents into plugin memory in one host call
+    /// and releases its handle; a plugin-built tensor is returned as it is.
+    /// For a tensor the plugin reads (shape, type and values) rather than
+    /// passes on: every read after this one is free.
+    pub fn into_local(self) -> Tensor {
+        let label = self.label;
+        let (shape, dtype, data) = Self::parts(self.repr);
+        Tensor {
+            repr: Repr::Local { shape, dtype, data },
+            label,
+        }
+    }
+
+    /// Shape, element type and data, taken from the host if it holds them.
+    fn parts(repr: Repr) -> (Vec<u32>, DType, Vec<u8>) {
+        match repr {
+            Repr::Host { handle, .. } => {
+                let value = host::take(handle);
+                (value.dimensions, value.ty, value.data)
+            }
+            Repr::Local { shape, dtype, data } => (shape, dtype, data),
+        }
+    }
+
+    /// The element type and shape; a host tensor is asked once.
+    fn meta(&self) -> (DType, &[u32]) {
+        match &self.repr {
+            Repr::Host { handle, described } => {
+                let (dtype, shape) = described.get_or_init(|| host::describe(handle));
+                (*dtype, shape)
+            }
+            Repr::Local { shape, dtype, .. } => (*dtype, shape),
         }
     }
 
@@ -151,24 +195,18 @@ impl Tensor {
 
     /// The size of each dimension, outermost first.
     pub fn shape(&self) -> Vec<u32> {
-        match &self.repr {
-            Repr::Host(t) => t.dimensions(),
-            Repr::Local { shape, .. } => shape.clone(),
-        }
+        self.meta().1.to_vec()
     }
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        match &self.repr {
-            Repr::Host(t) => t.ty(),
-            Repr::Local { dtype, .. } => *dtype,
-        }
+        self.meta().0
     }
 
     /// The raw little-endian bytes (a copy).
     pub fn bytes(&self) -> Vec<u8> {
         match &self.repr {
-            Repr::Host(t) => t.data(),
+            Repr::Host { handle, .. } => handle.data(),
             Repr::Local { data, .. } => data.clone(),
         }
     }
@@ -176,7 +214,34 @@ impl Tensor {
     /// Reads the values, checking that the element type is `T`.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         self.expect_dtype(T::DTYPE)?;
-        let bytes = self.bytes();
+        self.values_from(&self.bytes())
+    }
+
+    /// Reads the values, checking that the element type is `T`, and
+    /// releases the tensor: for a host tensor, one host call instead of
+    /// the two [`Tensor::to_vec`] makes (plus the handle's drop).
+    ///
+    /// ```
+    /// use aimass_sdk::Tensor;
+    /// let t = Tensor::new(&[2], &[1.5f32, -2.0]).unwrap();
+    /// assert_eq!(t.into_vec::<f32>().unwrap(), vec![1.5, -2.0]);
+    /// ```
+    pub fn into_vec<T: Element>(self) -> Result<Vec<T>> {
+        let label = self.label;
+        let (shape, dtype, data) = Self::parts(self.repr);
+        let local = Tensor {
+            repr: Repr::Local {
+                shape,
+                dtype,
+                data: Vec::new(),
+            },
+            label,
+        };
+        local.expect_dtype(T::DTYPE)?;
+        local.values_from(&data)
+    }
+
+    fn values_from<T: Element>(&self, bytes: &[u8]) -> Result<Vec<T>> {
         let size = T::DTYPE.size();
         if !bytes.len().is_multiple_of(size) {
             return Err(Error::invalid_input(format!(
@@ -233,7 +298,7 @@ impl Tensor {
     /// host once. A host tensor is passed on as it is.
     pub fn into_host(self) -> HostTensor {
         match self.repr {
-            Repr::Host(t) => t,
+            Repr::Host { handle, .. } => handle,
             Repr::Local { shape, dtype, data } => HostTensor::new(&shape, dtype, &data),
         }
     }

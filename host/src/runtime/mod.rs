@@ -16,6 +16,7 @@ mod output;
 mod plugin;
 mod pool;
 mod state;
+mod tensors_host;
 mod text;
 pub mod wasi_nn;
 
@@ -69,6 +70,11 @@ impl Runtime {
         nn::graph::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(link)?;
         bindings::aimass::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link)?;
+        bindings::aimass::plugin::tensors::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,
         )

@@ -61,7 +61,7 @@ impl HostState {
     }
 
     /// A tensor handle given in this call, or a trap naming the problem.
-    fn tensor(&self, handle: &Resource<TensorHandle>) -> wasmtime::Result<&Tensor> {
+    pub(super) fn tensor(&self, handle: &Resource<TensorHandle>) -> wasmtime::Result<&Tensor> {
         match self.nn.handles.get(handle.rep()) {
             Some(Entry::Tensor { tensor, .. }) => Ok(tensor),
             _ => Err(stale("tensor")),
@@ -83,7 +83,7 @@ impl HostState {
     }
 }
 
-fn stale(what: &str) -> wasmtime::Error {
+pub(super) fn stale(what: &str) -> wasmtime::Error {
     wasmtime::format_err!(
         "the plugin used a {what} handle that is not valid here: handles last only for the \
          call they were given in"

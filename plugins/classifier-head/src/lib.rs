@@ -123,6 +123,8 @@ impl SubModel for ClassifierHead {
                 outputs.names().collect::<Vec<_>>().join(", ")
             ))
         })?;
+        // Read (shape, type, values), never passed on: one host call.
+        let logits = logits.into_local();
         let shape = logits.shape();
         let classes = match shape.as_slice() {
             [rows, classes] if *rows == batch && *classes > 0 => *classes as usize,
@@ -143,7 +145,7 @@ impl SubModel for ClassifierHead {
             )));
         }
 
-        let mut probabilities = logits.to_vec::<f32>()?;
+        let mut probabilities = logits.into_vec::<f32>()?;
         if self.temperature != 1.0 {
             probabilities
                 .iter_mut()

@@ -155,11 +155,12 @@ impl SubModel for Scaler {
     }
 
     fn infer(&mut self, mut inputs: Tensors) -> Result<Tensors> {
-        let x = inputs.take("x")?;
+        // Read in full, never passed on: one host call.
+        let x = inputs.take("x")?.into_local();
         let width = self.features.map_or(-1, |n| n as i64);
         let shape = x.expect_shape(&[-1, width])?;
         let features = shape[1] as usize;
-        let mut values = x.to_vec::<f32>()?;
+        let mut values = x.into_vec::<f32>()?;
         if features > 0 {
             for row in values.chunks_mut(features) {
                 for (i, v) in row.iter_mut().enumerate() {

@@ -13,6 +13,9 @@
 //!   with its bytes.
 //! - `keep-handle`: keeps each call's input handle and returns it in the next
 //!   call, handing one client's data to the next.
+//! - `read-kept` / `describe-kept`: keeps each call's input handle and, in
+//!   the next call, reads its values (`tensors.take`) or its type and shape
+//!   (`tensors.describe`).
 //! - `huge-error`: returns a 4 MiB error message.
 //! - `nn-flood`: `calls` (a parameter, default 100,000) failing `wasi:nn`
 //!   calls, one in 10,000 with a 1 MiB name.
@@ -23,6 +26,7 @@
 //! - `dup-input`, `neg-dim`, `empty-output`, `huge-dim`: describes itself
 //!   wrongly.
 
+use aimass_sdk::bindings::aimass::plugin::tensors;
 use aimass_sdk::bindings::wasi::nn::tensor::{Tensor as HostTensor, TensorType};
 use aimass_sdk::{
     DType, Error, Graph, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors,
@@ -146,6 +150,20 @@ impl SubModel for Hostile {
                     Some(theirs) => Ok(Tensors::new().with("y", theirs)),
                     None => Ok(Tensors::new().with("y", y(&[rows, 10])?)),
                 }
+            }
+            "read-kept" | "describe-kept" => {
+                let Some(theirs) = self.kept.replace(x) else {
+                    return Ok(Tensors::new().with("y", y(&[rows, 10])?));
+                };
+                let values = if self.mode == "read-kept" {
+                    theirs.into_vec::<f32>()?
+                } else {
+                    // Straight to the host: the SDK would answer from what
+                    // it learnt in the earlier call.
+                    let (_, dims) = tensors::describe(&theirs.into_host());
+                    vec![dims.len() as f32; rows as usize * 10]
+                };
+                Ok(Tensors::new().with("y", Tensor::new(&[rows, 10], &values)?))
             }
             "huge-error" => Err(Error::model("e".repeat(4 << 20))),
             "nn-flood" => {
