@@ -121,13 +121,63 @@ fn start_upkeep(handle: PrometheusHandle) {
 
 /// A finished inference request.
 pub fn request(model: &str, status: u16, elapsed: Duration) {
-    let model = model.to_string();
-    counter!(REQUESTS, "model" => model.clone(), "status" => status.to_string()).increment(1);
-    if status >= 400 {
-        counter!(REQUEST_FAILURES, "model" => model.clone(), "status" => status.to_string())
-            .increment(1);
+    if !matches!(HANDLE.get(), Some(Some(_))) {
+        // Nothing records yet; a handle kept now would stay a no-op.
+        return RequestHandles::new(model, status).record(elapsed);
     }
-    histogram!(REQUEST_SECONDS, "model" => model).record(elapsed.as_secs_f64());
+    // Each worker thread keeps the handles of the (model, status) pairs it
+    // has answered, so that a request records without building labels and
+    // looking them up in the registry (the server's hottest metric). Model
+    // labels are the config's names or `(unknown)`: the cache is bounded.
+    REQUEST_HANDLES.with_borrow_mut(|models| {
+        let statuses = match models.get_mut(model) {
+            Some(statuses) => statuses,
+            None => models.entry(model.to_string()).or_default(),
+        };
+        match statuses.iter().find(|(answered, _)| *answered == status) {
+            Some((_, kept)) => kept.record(elapsed),
+            None => {
+                let kept = RequestHandles::new(model, status);
+                kept.record(elapsed);
+                statuses.push((status, kept));
+            }
+        }
+    });
+}
+
+thread_local! {
+    static REQUEST_HANDLES: std::cell::RefCell<RequestMap> = Default::default();
+}
+
+/// Per model label, the handles of each status answered.
+type RequestMap = std::collections::HashMap<String, Vec<(u16, RequestHandles)>>;
+
+/// The series one (model, status) pair of requests records into.
+struct RequestHandles {
+    requests: Counter,
+    failures: Option<Counter>,
+    seconds: Histogram,
+}
+
+impl RequestHandles {
+    fn new(model: &str, status: u16) -> Self {
+        let model = model.to_string();
+        RequestHandles {
+            requests: counter!(REQUESTS, "model" => model.clone(), "status" => status.to_string()),
+            failures: (status >= 400).then(|| {
+                counter!(REQUEST_FAILURES, "model" => model.clone(), "status" => status.to_string())
+            }),
+            seconds: histogram!(REQUEST_SECONDS, "model" => model),
+        }
+    }
+
+    fn record(&self, elapsed: Duration) {
+        self.requests.increment(1);
+        if let Some(failures) = &self.failures {
+            failures.increment(1);
+        }
+        self.seconds.record(elapsed.as_secs_f64());
+    }
 }
 
 /// A request refused before it reached a model.

@@ -34,7 +34,15 @@ pub fn softmax_rows(values: &mut [f32], width: usize) {
 /// assert_eq!(aimass_sdk::ops::argmax(&[f32::NAN, 0.2]), Some(1));
 /// ```
 pub fn argmax(values: &[f32]) -> Option<usize> {
-    top_k(values, 1).first().map(|&(index, _)| index)
+    // One pass, no allocation: a classifier head calls this once per row.
+    let mut best: Option<(usize, f32)> = None;
+    for (index, &value) in values.iter().enumerate() {
+        // `total_cmp`, as `top_k` ranks: 0.0 beats -0.0.
+        if !value.is_nan() && best.is_none_or(|(_, top)| value.total_cmp(&top).is_gt()) {
+            best = Some((index, value));
+        }
+    }
+    best.map(|(index, _)| index)
 }
 
 /// `argmax` of each row.
@@ -77,6 +85,22 @@ mod tests {
         for row in v.chunks(3) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
             assert!(row[2] > row[1] && row[1] > row[0]);
+        }
+    }
+
+    #[test]
+    fn argmax_agrees_with_top_k() {
+        let cases: [&[f32]; 6] = [
+            &[0.1, 0.7, 0.7],
+            &[f32::NAN, 0.2, f32::NAN],
+            &[f32::NAN],
+            &[-0.0, 0.0],
+            &[f32::NEG_INFINITY, f32::NEG_INFINITY],
+            &[3.0, f32::INFINITY, f32::INFINITY, 1.0],
+        ];
+        for values in cases {
+            let ranked = top_k(values, 1).first().map(|&(index, _)| index);
+            assert_eq!(argmax(values), ranked, "{values:?}");
         }
     }
 
