@@ -32,7 +32,10 @@ impl Tensors {
     /// caller's `invalid-input` error, listing what was given.
     pub fn take(&mut self, name: &str) -> Result<Tensor> {
         match self.entries.iter().position(|(n, _)| n == name) {
-            Some(index) => Ok(self.entries.remove(index).1.labelled(name)),
+            Some(index) => {
+                let (name, tensor) = self.entries.remove(index);
+                Ok(tensor.labelled(name))
+            }
             None => Err(Error::invalid_input(format!(
                 "missing input `{name}`; given: [{}]",
                 self.names().collect::<Vec<_>>().join(", ")
