@@ -335,3 +335,44 @@ impl Drop for InUse {
         self.0.decrement(1.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the series whose line starts with `series`.
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn kept_request_handles_count_each_model_and_status_apart() {
+        let handle = install().expect("this test binary installs no other recorder");
+        let model = "kept-handles-test";
+        let seen_on_another_thread =
+            std::thread::spawn(move || request(model, 200, Duration::ZERO));
+        for _ in 0..3 {
+            request(model, 200, Duration::from_millis(1));
+        }
+        request(model, 503, Duration::ZERO);
+        request(model, 503, Duration::ZERO);
+        seen_on_another_thread.join().unwrap();
+        let text = handle.render();
+        let series = |name: &str, status: &str| {
+            value(
+                &text,
+                &format!("{name}{{model=\"{model}\",status=\"{status}\"}}"),
+            )
+        };
+        assert_eq!(series(REQUESTS, "200"), Some(4.0), "{text}");
+        assert_eq!(series(REQUESTS, "503"), Some(2.0), "{text}");
+        assert_eq!(series(REQUEST_FAILURES, "503"), Some(2.0), "{text}");
+        assert_eq!(series(REQUEST_FAILURES, "200"), None, "{text}");
+        let count = value(
+            &text,
+            &format!("{REQUEST_SECONDS}_count{{model=\"{model}\"}}"),
+        );
+        assert_eq!(count, Some(6.0), "{text}");
+    }
+}

@@ -9,8 +9,8 @@
 use crate::bindings::aimass::plugin::tensors as host;
 use crate::bindings::wasi::nn::tensor::Tensor as HostTensor;
 use crate::error::{Error, Result};
-use core::cell::OnceCell;
 use core::fmt;
+use std::sync::OnceLock;
 
 /// The element type of a tensor (the `wasi:nn` tensor type).
 pub use crate::bindings::wasi::nn::tensor::TensorType as DType;
@@ -76,8 +76,9 @@ element!(f32 => Fp32, f64 => Fp64, u8 => U8, i32 => I32, i64 => I64);
 enum Repr {
     Host {
         handle: HostTensor,
-        /// The element type and shape, asked once (they never change).
-        described: OnceCell<(DType, Vec<u32>)>,
+        /// The element type and shape, asked once (they never change); a
+        /// `OnceLock` keeps `Tensor` `Sync`, as it was before the cache.
+        described: OnceLock<(DType, Vec<u32>)>,
     },
     Local {
         shape: Vec<u32>,
@@ -146,7 +147,7 @@ impl Tensor {
         Tensor {
             repr: Repr::Host {
                 handle: tensor,
-                described: OnceCell::new(),
+                described: OnceLock::new(),
             },
             label: None,
         }
@@ -157,22 +158,20 @@ impl Tensor {
     /// For a tensor the plugin reads (shape, type and values) rather than
     /// passes on: every read after this one is free.
     pub fn into_local(self) -> Tensor {
-        let label = self.label;
-        let (shape, dtype, data) = Self::parts(self.repr);
-        Tensor {
-            repr: Repr::Local { shape, dtype, data },
-            label,
-        }
-    }
-
-    /// Shape, element type and data, taken from the host if it holds them.
-    fn parts(repr: Repr) -> (Vec<u32>, DType, Vec<u8>) {
-        match repr {
+        let repr = match self.repr {
             Repr::Host { handle, .. } => {
                 let value = host::take(handle);
-                (value.dimensions, value.ty, value.data)
+                Repr::Local {
+                    shape: value.dimensions,
+                    dtype: value.ty,
+                    data: value.data,
+                }
             }
-            Repr::Local { shape, dtype, data } => (shape, dtype, data),
+            local @ Repr::Local { .. } => local,
+        };
+        Tensor {
+            repr,
+            label: self.label,
         }
     }
 
@@ -214,7 +213,10 @@ impl Tensor {
     /// Reads the values, checking that the element type is `T`.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         self.expect_dtype(T::DTYPE)?;
-        self.values_from(&self.bytes())
+        match &self.repr {
+            Repr::Host { handle, .. } => self.values_from(&handle.data()),
+            Repr::Local { data, .. } => self.values_from(data),
+        }
     }
 
     /// Reads the values, checking that the element type is `T`, and
@@ -227,18 +229,7 @@ impl Tensor {
     /// assert_eq!(t.into_vec::<f32>().unwrap(), vec![1.5, -2.0]);
     /// ```
     pub fn into_vec<T: Element>(self) -> Result<Vec<T>> {
-        let label = self.label;
-        let (shape, dtype, data) = Self::parts(self.repr);
-        let local = Tensor {
-            repr: Repr::Local {
-                shape,
-                dtype,
-                data: Vec::new(),
-            },
-            label,
-        };
-        local.expect_dtype(T::DTYPE)?;
-        local.values_from(&data)
+        self.into_local().to_vec()
     }
 
     fn values_from<T: Element>(&self, bytes: &[u8]) -> Result<Vec<T>> {
@@ -336,6 +327,12 @@ mod tests {
     }
 
     #[test]
+    fn a_tensor_can_be_shared_and_sent() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Tensor>();
+    }
+
+    #[test]
     fn wrong_dtype_names_the_input() {
         let t = Tensor::new(&[1], &[1i64]).unwrap().labelled("ids");
         let err = t.to_vec::<f32>().unwrap_err();
@@ -343,6 +340,7 @@ mod tests {
             err,
             Error::invalid_input("input `ids`: expected FP32 elements, got I64")
         );
+        assert_eq!(t.into_vec::<f32>().unwrap_err(), err);
     }
 
     #[test]
