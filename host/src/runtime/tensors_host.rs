@@ -26,7 +26,9 @@ impl Host for HostState {
         Ok(TensorValue {
             ty: guest_type(tensor.dtype()),
             dimensions: tensor.dims().to_vec(),
-            data: tensor.into_data().to_vec(),
+            // No copy here when no one else shares the bytes (as
+            // `into_backend`); lowering copies them into the plugin.
+            data: Vec::from(tensor.into_data()),
         })
     }
 }
