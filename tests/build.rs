@@ -7,9 +7,11 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(aimass_python)");
     println!("cargo::rustc-check-cfg=cfg(aimass_ort)");
     println!("cargo::rustc-check-cfg=cfg(aimass_browser)");
+    println!("cargo::rustc-check-cfg=cfg(aimass_ocr)");
     for (cfg, wanted, required) in [
         ("aimass_python", "AIMASS_PYTHON", "AIMASS_REQUIRE_PYTHON"),
         ("aimass_ort", "ORT_DYLIB_PATH", "AIMASS_REQUIRE_ORT"),
+        ("aimass_ocr", "AIMASS_OCR_MODELS", "AIMASS_REQUIRE_OCR"),
         (
             "aimass_browser",
             "AIMASS_CHROMIUM",

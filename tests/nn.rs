@@ -128,12 +128,12 @@ fn a_bad_input_to_compute_is_an_error_with_a_message(backend: BackendKind) {
         ),
         (
             "x",
-            f32_tensor(&[1, 4], &[1.0; 4]).into_backend(),
+            f32_tensor(&[1, 4], &[1.0; 4]).into_backend().unwrap(),
             "input `x` must have shape [N, 3], got [1, 4]",
         ),
         (
             "x",
-            f32_tensor(&[3], &[1.0; 3]).into_backend(),
+            f32_tensor(&[3], &[1.0; 3]).into_backend().unwrap(),
             "must have shape [N, 3], got [3]",
         ),
         (
@@ -143,7 +143,7 @@ fn a_bad_input_to_compute_is_an_error_with_a_message(backend: BackendKind) {
         ),
         (
             "pixels",
-            f32_tensor(&[1, 3], &[1.0; 3]).into_backend(),
+            f32_tensor(&[1, 3], &[1.0; 3]).into_backend().unwrap(),
             "no input `pixels` (its inputs: x)",
         ),
     ];

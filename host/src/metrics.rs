@@ -63,6 +63,12 @@ pub const CAPTURE_FILES: &str = "aimass_capture_files_total";
 /// Capture files deleted by the retention limits, per model.
 pub const CAPTURE_DELETED: &str = "aimass_capture_files_deleted_total";
 
+/// tract's plans per concrete input shape, by event (`hit`, `miss`,
+/// `built`, `evicted`), over all graphs.
+pub const TRACT_PLANS: &str = "aimass_tract_plans_total";
+/// Bytes of tract plans held (each counted as its graph's weights).
+pub const TRACT_PLAN_BYTES: &str = "aimass_tract_plan_bytes";
+
 /// The label for a model name the config does not have: names clients send
 /// never become metric series of their own.
 pub const UNKNOWN_MODEL: &str = "(unknown)";

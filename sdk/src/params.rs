@@ -165,6 +165,20 @@ impl FromParam for u32 {
     }
 }
 
+impl FromParam for u64 {
+    const EXPECTED: &'static str = "a whole number of 0 or more";
+    fn from_param(value: &ParamValue) -> Option<Self> {
+        i64::from_param(value).and_then(|i| u64::try_from(i).ok())
+    }
+}
+
+impl FromParam for usize {
+    const EXPECTED: &'static str = "a whole number of 0 or more";
+    fn from_param(value: &ParamValue) -> Option<Self> {
+        i64::from_param(value).and_then(|i| usize::try_from(i).ok())
+    }
+}
+
 impl FromParam for Vec<String> {
     const EXPECTED: &'static str = "a list of texts";
     fn from_param(value: &ParamValue) -> Option<Self> {

@@ -86,7 +86,8 @@ pub fn compute(
     input: &str,
     tensor: Tensor,
 ) -> Result<Vec<(String, Tensor)>, String> {
-    compute_backend(graph, input, tensor.into_backend())?
+    let tensor = tensor.into_backend().map_err(|e| e.to_string())?;
+    compute_backend(graph, input, tensor)?
         .into_iter()
         .map(|(name, t)| Ok((name, Tensor::from_backend(t).map_err(|e| e.to_string())?)))
         .collect()

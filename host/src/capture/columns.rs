@@ -7,8 +7,8 @@
 use super::{Feedback, Record};
 use crate::tensor::{Dtype, NamedTensor, Tensor};
 use arrow_array::{
-    ArrayRef, Float64Array, Int64Array, ListArray, RecordBatch, StringArray,
-    TimestampMicrosecondArray, UInt64Array, make_array,
+    ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch,
+    StringArray, TimestampMicrosecondArray, UInt64Array, make_array,
 };
 use arrow_buffer::{MutableBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_data::ArrayData;
@@ -20,9 +20,17 @@ use std::sync::Arc;
 pub const DTYPE_KEY: &str = "aimass:datatype";
 
 /// The Arrow type a tensor's elements are stored as. BF16 has none: its
-/// 16 bits are kept as UInt16 (the column's metadata says BF16).
+/// 16 bits are kept as UInt16 (the column's metadata says BF16). BYTES
+/// elements are Binary (they need not be UTF-8).
 pub fn arrow_type(dtype: Dtype) -> DataType {
     match dtype {
+        Dtype::Bool => DataType::Boolean,
+        Dtype::Int8 => DataType::Int8,
+        Dtype::Int16 => DataType::Int16,
+        Dtype::Uint16 => DataType::UInt16,
+        Dtype::Uint32 => DataType::UInt32,
+        Dtype::Uint64 => DataType::UInt64,
+        Dtype::Bytes => DataType::Binary,
         Dtype::Fp16 => DataType::Float16,
         Dtype::Fp32 => DataType::Float32,
         Dtype::Fp64 => DataType::Float64,
@@ -83,6 +91,8 @@ struct ListColumn {
     values: MutableBuffer,
     offsets: Vec<i32>,
     valid: Vec<bool>,
+    /// Where each BYTES element starts in `values`, plus the end.
+    element_offsets: Vec<i32>,
 }
 
 impl ListColumn {
@@ -93,7 +103,31 @@ impl ListColumn {
             values: MutableBuffer::new(0),
             offsets,
             valid: Vec::with_capacity(rows),
+            element_offsets: vec![0],
         }
+    }
+
+    /// Appends a tensor's elements as one list entry.
+    fn push_tensor(&mut self, tensor: &Tensor) -> Result<(), ArrowError> {
+        if tensor.dtype() != Dtype::Bytes {
+            return self.push(tensor.data(), tensor.element_count());
+        }
+        let too_big = || ArrowError::ComputeError("a file holds at most 2 GiB of BYTES".into());
+        let mut count = 0;
+        for element in tensor.strings() {
+            self.values.extend_from_slice(element);
+            let end = i32::try_from(self.values.len()).map_err(|_| too_big())?;
+            self.element_offsets.push(end);
+            count += 1;
+        }
+        let last = *self.offsets.last().unwrap_or(&0);
+        let next = i32::try_from(count)
+            .ok()
+            .and_then(|n| last.checked_add(n))
+            .ok_or_else(too_big)?;
+        self.offsets.push(next);
+        self.valid.push(true);
+        Ok(())
     }
 
     fn push(&mut self, bytes: &[u8], elements: usize) -> Result<(), ArrowError> {
@@ -116,12 +150,23 @@ impl ListColumn {
 
     fn finish(self, element: DataType) -> Result<ArrayRef, ArrowError> {
         let elements = *self.offsets.last().unwrap_or(&0) as usize;
-        let values = make_array(
-            ArrayData::builder(element.clone())
-                .len(elements)
-                .add_buffer(self.values.into())
-                .build()?,
-        );
+        let values: ArrayRef = match element {
+            DataType::Binary => Arc::new(BinaryArray::try_new(
+                OffsetBuffer::new(ScalarBuffer::from(self.element_offsets)),
+                self.values.into(),
+                None,
+            )?),
+            // Arrow packs booleans into bits; a tensor holds a byte each.
+            DataType::Boolean => Arc::new(BooleanArray::from_iter(
+                self.values.as_slice().iter().map(|&b| Some(b != 0)),
+            )),
+            _ => make_array(
+                ArrayData::builder(element.clone())
+                    .len(elements)
+                    .add_buffer(self.values.into())
+                    .build()?,
+            ),
+        };
         let nulls = self
             .valid
             .iter()
@@ -205,7 +250,7 @@ pub fn requests(
                 continue;
             };
             let (values, shapes) = &mut lists[at];
-            values.push(tensor.data(), tensor.len() / tensor.dtype().size())?;
+            values.push_tensor(tensor)?;
             shape.clear();
             shape.extend(
                 tensor

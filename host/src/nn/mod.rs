@@ -7,8 +7,10 @@
 //! only from this registry.
 
 mod error;
+mod onnx_fixes;
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime;
+pub mod plans;
 mod signature;
 mod tract;
 mod vector_state;

@@ -246,6 +246,8 @@ fn from_ort(value: &DynValue, name: &str) -> Result<Tensor, BackendError> {
     };
     let (shape, data) = extracted.map_err(|e| backend_error(format!("onnxruntime: {e}")))?;
     let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-    let dtype = dtype_of(*ty).unwrap_or(Dtype::Uint8);
-    Ok(Tensor::new(wasi_dimensions(&dims)?, dtype.into(), data))
+    let ty = dtype_of(*ty)
+        .and_then(Dtype::wasi_nn)
+        .unwrap_or(wasmtime_wasi_nn::wit::TensorType::U8);
+    Ok(Tensor::new(wasi_dimensions(&dims)?, ty, data))
 }

@@ -1,6 +1,8 @@
 //! The embedded default wasi-nn backend: ONNX graphs run by tract, in pure
 //! Rust, with nothing to install.
 
+use super::onnx_fixes;
+use super::plans::{PlanCache, PlanLimits, ShapeKey};
 use super::signature::{Signature, backend_error, input_error, wasi_dimensions};
 use crate::runtime::{Dtype, TensorSpec};
 use std::sync::{Arc, Mutex};
@@ -12,78 +14,97 @@ use wasmtime_wasi_nn::backend::{
 use wasmtime_wasi_nn::wit::TensorType;
 use wasmtime_wasi_nn::{ExecutionContext, Graph, Tensor};
 
-/// Graphs up to this size also get a plan for one row (see
-/// [`single_row_plan`]); the plan holds its own packed copy of the weights,
-/// so a large graph, where the per-call overhead it saves is lost in the
-/// arithmetic anyway, does without.
-const SINGLE_ROW_PLAN_MAX_BYTES: usize = 16 << 20;
-
 /// Parses, types and optimises an ONNX model for tract (CPU only).
 /// Dimensions the file leaves unnamed become symbols, so one graph serves
-/// every batch size.
+/// every batch size; each concrete set of input shapes then gets its own
+/// plan (see [`super::plans`]).
 pub fn load_onnx(bytes: &[u8]) -> Result<(Graph, Signature), String> {
-    let (graph, signature) = load_tract_graph(bytes)?;
+    let (graph, signature) = load_tract_graph(bytes, PlanLimits::default())?;
     let graph: Box<dyn BackendGraph> = Box::new(graph);
     Ok((graph.into(), signature))
 }
 
-fn load_tract_graph(bytes: &[u8]) -> Result<(TractGraph, Signature), String> {
-    let mut model = tract_onnx::onnx()
-        .model_for_read(&mut &bytes[..])
+/// How concrete plans are made.
+enum Source {
+    /// The graph typed with symbolic dimensions: a plan fixes the symbols.
+    Typed(TypedModel),
+    /// tract could not type the graph with symbolic dimensions (a
+    /// detector's output size it cannot prove): a plan types it from
+    /// concrete input shapes.
+    Inference(InferenceModel),
+}
+
+fn load_tract_graph(bytes: &[u8], limits: PlanLimits) -> Result<(TractGraph, Signature), String> {
+    // Stored value_info and output shapes are hints some exports carry
+    // stale (PP-OCRv6's clash with its own inputs); tract's analysis
+    // recomputes them.
+    let onnx = tract_onnx::onnx()
+        .with_ignore_output_shapes(true)
+        .with_ignore_value_info(true);
+    let mut proto = onnx
+        .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| format!("not a model tract can read: {e:#}"))?;
+    let folded = onnx_fixes::fold_shape_casts(&mut proto);
+    if folded.casts > 0 {
+        tracing::debug!(
+            casts = folded.casts,
+            constants = folded.constants,
+            "tract: integer casts on the shape path bypassed"
+        );
+    }
+    let mut model = onnx
+        .model_for_proto_model(&proto)
+        .map_err(|e| format!("not a model tract can read: {}", first_failure(&e)))?;
     close_input_facts(&mut model)?;
-    let typed = model
-        .into_typed()
-        .map_err(|e| format!("tract cannot type this graph: {e:#}"))?;
-    let signature = signature_of(&typed)?;
-    let single_row = if bytes.len() <= SINGLE_ROW_PLAN_MAX_BYTES {
-        // Only a saving: a graph tract cannot fix at one row still serves
-        // every batch through its general plan.
-        single_row_plan(&typed).unwrap_or_else(|e| {
-            tracing::debug!("this graph gets no one-row plan: {e}");
-            None
-        })
-    } else {
-        None
+    let declared = declared_outputs(&proto);
+    let (source, general, signature) = match model.clone().into_typed() {
+        Ok(typed) => {
+            let signature = signature_of(&typed)?;
+            // A graph whose symbolic plan cannot be made still runs on
+            // concrete ones.
+            let general = optimise(typed.clone())
+                .inspect_err(|e| tracing::debug!("tract: no symbolic plan: {e}"))
+                .ok();
+            (Source::Typed(typed), general, signature)
+        }
+        Err(e) => {
+            tracing::debug!("tract: typed per input shape only: {}", first_failure(&e));
+            let signature = inference_signature(&model, &declared)?;
+            (Source::Inference(model), None, signature)
+        }
     };
-    let plan = optimise(typed)?;
     let graph = TractGraph {
-        plan,
-        single_row,
-        signature: Arc::new(signature.clone()),
+        shared: Arc::new(Shared {
+            source,
+            general,
+            plans: PlanCache::new(limits, bytes.len()),
+            signature: Arc::new(signature.clone()),
+        }),
     };
     Ok((graph, signature))
+}
+
+/// A tract error with its context chain (the node and op that failed),
+/// bounded.
+fn first_failure(error: &TractError) -> String {
+    let chain: Vec<String> = error.chain().map(|c| c.to_string()).collect();
+    let mut text = chain.join(": ");
+    if text.len() > 2048 {
+        let mut cut = 2048;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 fn optimise(model: TypedModel) -> Result<Arc<TypedRunnableModel>, String> {
     model
         .into_optimized()
         .and_then(|m| m.into_runnable())
-        .map_err(|e| format!("tract cannot optimise this graph: {e:#}"))
-}
-
-/// The graph with its batch dimension fixed at one row, when every input
-/// leads with it. A batch-1 call is the common case on the request path and
-/// one this small is mostly tract's per-call work on symbolic shapes
-/// (resolving `N`, sizing scratch space), which a concrete plan does once at
-/// load: it measured 25–30% less time per compute on the example's graphs.
-fn single_row_plan(model: &TypedModel) -> Result<Option<Arc<TypedRunnableModel>>, String> {
-    let Some(batch) = model.symbols.get("N") else {
-        return Ok(None);
-    };
-    let leads_with_batch = |&outlet: &OutletId| {
-        model
-            .outlet_fact(outlet)
-            .is_ok_and(|fact| fact.shape.first() == Some(&TDim::Sym(batch.clone())))
-    };
-    if model.inputs.is_empty() || !model.inputs.iter().all(leads_with_batch) {
-        return Ok(None);
-    }
-    let one_row = std::collections::HashMap::from([(batch, TDim::Val(1))]);
-    let fixed = model
-        .set_symbols(&one_row)
-        .map_err(|e| format!("tract cannot fix the batch at one row: {e:#}"))?;
-    optimise(fixed).map(Some)
+        .map_err(|e| format!("tract cannot optimise this graph: {}", first_failure(&e)))
 }
 
 /// Gives every input a closed shape with a known element type; an unnamed
@@ -125,6 +146,87 @@ fn close_input_facts(model: &mut InferenceModel) -> Result<(), String> {
             .map_err(|e| format!("{e:#}"))?;
     }
     Ok(())
+}
+
+/// Each output's name, element type and shape as the file declares them
+/// (`-1` where a dimension is symbolic or absent).
+type Declared = Vec<(String, Option<Dtype>, Vec<i64>)>;
+
+fn declared_outputs(proto: &tract_onnx::pb::ModelProto) -> Declared {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+    use tract_onnx::pb::type_proto::Value as Type;
+    let Some(graph) = &proto.graph else {
+        return Vec::new();
+    };
+    graph
+        .output
+        .iter()
+        .map(|output| {
+            let tensor = output.r#type.as_ref().and_then(|t| match &t.value {
+                Some(Type::TensorType(tensor)) => Some(tensor),
+                _ => None,
+            });
+            let dtype = tensor.and_then(|t| match t.elem_type {
+                1 => Some(Dtype::Fp32),
+                2 | 9 => Some(Dtype::Uint8),
+                6 => Some(Dtype::Int32),
+                7 => Some(Dtype::Int64),
+                10 => Some(Dtype::Fp16),
+                11 => Some(Dtype::Fp64),
+                _ => None,
+            });
+            let shape = tensor
+                .and_then(|t| t.shape.as_ref())
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match d.value {
+                            Some(Dim::DimValue(v)) if v >= 0 => v,
+                            _ => -1,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (output.name.clone(), dtype, shape)
+        })
+        .collect()
+}
+
+/// The signature of a graph tract types only per input shape: inputs from
+/// their closed facts, outputs as the file declares them.
+fn inference_signature(model: &InferenceModel, declared: &Declared) -> Result<Signature, String> {
+    let mut inputs = Vec::with_capacity(model.inputs.len());
+    for (index, outlet) in model.inputs.iter().enumerate() {
+        let name = model.node(outlet.node).name.clone();
+        let fact = model.input_fact(index).map_err(|e| format!("{e:#}"))?;
+        let dtype = fact
+            .datum_type
+            .concretize()
+            .and_then(dtype_of)
+            .ok_or_else(|| format!("input `{name}` has an element type wasi-nn cannot carry"))?;
+        let shape = fact
+            .shape
+            .dims()
+            .map(|d| match d {
+                GenericFactoid::Only(d) => d.as_i64().unwrap_or(-1),
+                GenericFactoid::Any => -1,
+            })
+            .collect();
+        inputs.push(TensorSpec { name, dtype, shape });
+    }
+    let outputs = declared
+        .iter()
+        .map(|(name, dtype, shape)| {
+            dtype
+                .map(|dtype| TensorSpec {
+                    name: name.clone(),
+                    dtype,
+                    shape: shape.clone(),
+                })
+                .ok_or_else(|| format!("output `{name}` has an element type wasi-nn cannot carry"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Signature { inputs, outputs })
 }
 
 fn signature_of(model: &TypedModel) -> Result<Signature, String> {
@@ -182,60 +284,144 @@ fn datum_type_of(ty: TensorType) -> Option<DatumType> {
     })
 }
 
-struct TractGraph {
-    plan: Arc<TypedRunnableModel>,
-    /// The same graph for calls of one row, if it has one.
-    single_row: Option<Arc<TypedRunnableModel>>,
+/// What every context of one graph shares.
+struct Shared {
+    source: Source,
+    /// The plan for symbolic shapes, when tract can make one: the fallback
+    /// for shapes no concrete plan can be made for.
+    general: Option<Arc<TypedRunnableModel>>,
+    plans: PlanCache,
     signature: Arc<Signature>,
+}
+
+impl Shared {
+    /// A plan made for exactly these input shapes.
+    fn concrete_plan(&self, key: &ShapeKey) -> Result<Arc<TypedRunnableModel>, String> {
+        match &self.source {
+            Source::Typed(typed) => {
+                let mut values = std::collections::HashMap::new();
+                for (outlet, shape) in typed.inputs.iter().zip(key) {
+                    let fact = typed.outlet_fact(*outlet).map_err(|e| format!("{e:#}"))?;
+                    for (dim, &actual) in fact.shape.iter().zip(shape) {
+                        if let TDim::Sym(symbol) = dim {
+                            values.insert(symbol.clone(), TDim::Val(actual as i64));
+                        }
+                    }
+                }
+                let fixed = typed
+                    .set_symbols(&values)
+                    .map_err(|e| format!("tract cannot fix the shapes: {}", first_failure(&e)))?;
+                optimise(fixed)
+            }
+            Source::Inference(model) => {
+                let mut model = model.clone();
+                for (index, shape) in key.iter().enumerate() {
+                    let fact = model.input_fact(index).map_err(|e| format!("{e:#}"))?;
+                    let datum_type = fact
+                        .datum_type
+                        .concretize()
+                        .ok_or_else(|| "an input declares no element type".to_string())?;
+                    model
+                        .set_input_fact(index, InferenceFact::dt_shape(datum_type, shape))
+                        .map_err(|e| format!("{e:#}"))?;
+                }
+                let typed = model.into_typed().map_err(|e| {
+                    format!(
+                        "tract cannot run this graph on inputs of shapes {key:?}: {}",
+                        first_failure(&e)
+                    )
+                })?;
+                optimise(typed)
+            }
+        }
+    }
+
+    /// The plan for `key`: cached, made now, or the symbolic one.
+    fn plan_for(&self, key: &ShapeKey) -> Result<Arc<TypedRunnableModel>, String> {
+        if let Some(plan) = self.plans.get(key) {
+            return Ok(plan);
+        }
+        match self.concrete_plan(key) {
+            Ok(plan) => Ok(self.plans.insert(key.clone(), plan)),
+            Err(why) => match &self.general {
+                Some(general) => {
+                    tracing::debug!("tract: symbolic plan for {key:?}: {why}");
+                    Ok(general.clone())
+                }
+                None => Err(why),
+            },
+        }
+    }
+}
+
+struct TractGraph {
+    shared: Arc<Shared>,
 }
 
 impl BackendGraph for TractGraph {
     fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
-        let spawn = |plan: &Arc<TypedRunnableModel>| {
-            plan.spawn()
-                .map(Mutex::new)
-                .map_err(|e| backend_error(format!("tract: {e:#}")))
-        };
         let context: Box<dyn BackendExecutionContext> = Box::new(TractContext {
-            state: spawn(&self.plan)?,
-            single_row: self.single_row.as_ref().map(spawn).transpose()?,
-            signature: self.signature.clone(),
+            shared: self.shared.clone(),
+            states: Vec::new(),
         });
         Ok(context.into())
     }
 }
 
+/// States a context keeps, most recent first: a plugin alternating two
+/// shapes (a batch and a single row) keeps both warm.
+const STATES_PER_CONTEXT: usize = 2;
+
 struct TractContext {
-    /// Kept across calls so its buffers are allocated once per context. The
-    /// mutex only makes it `Sync`; `&mut self` reaches it with `get_mut`.
-    state: Mutex<TypedSimpleState>,
-    /// The state of the one-row plan, for calls whose inputs have one row.
-    single_row: Option<Mutex<TypedSimpleState>>,
-    signature: Arc<Signature>,
+    shared: Arc<Shared>,
+    /// Kept across calls so their buffers are allocated once per context
+    /// and shape. The mutex only makes it `Sync`; `&mut self` reaches it
+    /// with `get_mut`.
+    states: Vec<(ShapeKey, Mutex<TypedSimpleState>)>,
 }
 
 impl TractContext {
+    fn state_for(&mut self, key: ShapeKey) -> Result<&mut TypedSimpleState, BackendError> {
+        match self.states.iter().position(|(k, _)| *k == key) {
+            Some(0) => {}
+            Some(at) => {
+                let entry = self.states.remove(at);
+                self.states.insert(0, entry);
+            }
+            None => {
+                let plan = self.shared.plan_for(&key).map_err(backend_error)?;
+                let state = plan
+                    .spawn()
+                    .map_err(|e| backend_error(format!("tract: {e:#}")))?;
+                self.states.insert(0, (key, Mutex::new(state)));
+                self.states.truncate(STATES_PER_CONTEXT);
+            }
+        }
+        self.states[0]
+            .1
+            .get_mut()
+            .map_err(|_| backend_error("an earlier tract call panicked".to_string()))
+    }
+
     fn run(&mut self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError> {
-        let inputs = self.signature.arrange_inputs(inputs)?;
+        let signature = self.shared.signature.clone();
+        let inputs = signature.arrange_inputs(inputs)?;
+        let key: ShapeKey = inputs
+            .iter()
+            .map(|t| t.dimensions.iter().map(|&d| d as usize).collect())
+            .collect();
         let inputs = inputs
             .iter()
             .map(|t| to_tract(t).map(TValue::from))
             .collect::<Result<TVec<_>, _>>()?;
-        let one_row = inputs.iter().all(|t| t.shape().first() == Some(&1));
-        let state = match &mut self.single_row {
-            Some(single_row) if one_row => single_row,
-            _ => &mut self.state,
-        };
-        let state = state
-            .get_mut()
-            .map_err(|_| backend_error("an earlier tract call panicked".to_string()))?;
+        let state = self.state_for(key)?;
         let outputs = state.run(inputs);
         // tract's kernels leave the vector registers dirty (see vector_state).
         super::vector_state::clear_upper_vector_state();
         let outputs = outputs.map_err(|e| backend_error(format!("tract: {e:#}")))?;
         outputs
             .iter()
-            .zip(&self.signature.outputs)
+            .zip(&signature.outputs)
             .map(|(value, spec)| {
                 Ok(NamedTensor {
                     name: spec.name.clone(),
@@ -286,11 +472,10 @@ fn from_tract(value: &TValue, name: &str) -> Result<Tensor, BackendError> {
         ))
     })?;
     let dimensions = wasi_dimensions(value.shape())?;
-    Ok(Tensor::new(
-        dimensions,
-        dtype.into(),
-        value.as_bytes().to_vec(),
-    ))
+    let ty = dtype
+        .wasi_nn()
+        .ok_or_else(|| backend_error(format!("output `{name}` has no wasi-nn type")))?;
+    Ok(Tensor::new(dimensions, ty, value.as_bytes().to_vec()))
 }
 
 #[cfg(test)]
@@ -303,7 +488,7 @@ mod tests {
             "/../examples/digits/models/student.onnx"
         ))
         .unwrap();
-        load_tract_graph(&bytes).unwrap().0
+        load_tract_graph(&bytes, PlanLimits::default()).unwrap().0
     }
 
     fn logits(context: &mut ExecutionContext, rows: &[[f32; 32]]) -> Vec<f32> {
@@ -327,9 +512,12 @@ mod tests {
     }
 
     #[test]
-    fn a_one_row_call_runs_its_own_plan_and_agrees_with_a_batch() {
+    fn each_shape_runs_its_own_plan_and_they_agree() {
         let graph = student();
-        assert!(graph.single_row.is_some(), "the student leads with N");
+        assert!(
+            graph.shared.general.is_some(),
+            "the student has a symbolic plan"
+        );
         let mut context = graph.init_execution_context().unwrap();
         let row = |seed: f32| std::array::from_fn::<f32, 32, _>(|i| (seed + i as f32 * 0.37).sin());
         let alone = logits(&mut context, &[row(1.0)]);
@@ -343,5 +531,42 @@ mod tests {
         }
         // And again after a batch, on the same context.
         assert_eq!(logits(&mut context, &[row(1.0)]), alone);
+        assert_eq!(graph.shared.plans.len(), 2, "one plan for 1 row, one for 3");
+    }
+
+    #[test]
+    fn plans_are_bounded_by_count_least_recently_used_out() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/digits/models/student.onnx"
+        ))
+        .unwrap();
+        let limits = PlanLimits {
+            max_plans: 3,
+            max_bytes: usize::MAX,
+        };
+        let graph = load_tract_graph(&bytes, limits).unwrap().0;
+        let mut context = graph.init_execution_context().unwrap();
+        let row = [0.5f32; 32];
+        let first = logits(&mut context, &[row]);
+        for rows in 2..=12 {
+            let out = logits(&mut context, &vec![row; rows]);
+            assert_eq!(out.len(), rows * 10);
+            // Same answer from every shape's plan.
+            assert!(
+                (out[0] - first[0]).abs() < 1e-4,
+                "{} vs {}",
+                out[0],
+                first[0]
+            );
+            assert!(graph.shared.plans.len() <= 3);
+        }
+        assert_eq!(graph.shared.plans.len(), 3);
+        let byte_bound = PlanLimits {
+            max_plans: 100,
+            max_bytes: bytes.len() * 2,
+        };
+        let small = load_tract_graph(&bytes, byte_bound).unwrap().0;
+        assert_eq!(small.shared.plans.capacity(), 2);
     }
 }

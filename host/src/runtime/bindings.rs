@@ -36,12 +36,12 @@ pub struct ErrorHandle;
 
 pub use self::aimass::plugin::log::Level as LogLevel;
 pub use self::aimass::plugin::types::{
-    Error as GuestError, ModelInfo as GuestModelInfo, ModelKind as GuestModelKind, ParamValue,
-    TensorSpec as GuestTensorSpec,
+    Datatype as GuestDatatype, Error as GuestError, ModelInfo as GuestModelInfo,
+    ModelKind as GuestModelKind, ParamValue, TensorSpec as GuestTensorSpec,
 };
 pub use self::wasi::nn::tensor::TensorType as GuestTensorType;
 
 /// The interface name a plugin must export.
-pub const MODEL_EXPORT: &str = "aimass:plugin/model@0.1.0";
+pub const MODEL_EXPORT: &str = "aimass:plugin/model@0.2.0";
 /// The functions that interface must have.
 pub const MODEL_FUNCTIONS: [&str; 3] = ["info", "init", "infer"];

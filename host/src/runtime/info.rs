@@ -1,8 +1,32 @@
 //! What a plugin says about itself, in host types.
 
-use super::bindings::{GuestModelInfo, GuestModelKind, GuestTensorSpec, GuestTensorType};
+use super::bindings::{
+    GuestDatatype, GuestModelInfo, GuestModelKind, GuestTensorSpec, GuestTensorType,
+};
 pub use crate::tensor::{Dtype, TensorSpec};
 use std::fmt;
+
+impl From<GuestDatatype> for Dtype {
+    fn from(ty: GuestDatatype) -> Self {
+        use GuestDatatype as G;
+        match ty {
+            G::Fp16 => Dtype::Fp16,
+            G::Fp32 => Dtype::Fp32,
+            G::Fp64 => Dtype::Fp64,
+            G::Bf16 => Dtype::Bf16,
+            G::U8 => Dtype::Uint8,
+            G::I32 => Dtype::Int32,
+            G::I64 => Dtype::Int64,
+            G::Bool => Dtype::Bool,
+            G::I8 => Dtype::Int8,
+            G::I16 => Dtype::Int16,
+            G::U16 => Dtype::Uint16,
+            G::U32 => Dtype::Uint32,
+            G::U64 => Dtype::Uint64,
+            G::Bytes => Dtype::Bytes,
+        }
+    }
+}
 
 impl From<GuestTensorType> for Dtype {
     fn from(ty: GuestTensorType) -> Self {

@@ -4,7 +4,7 @@
 use super::text::bounded;
 use super::wasi_nn::{
     Code, ContextHandle, Entry, ErrorHandle, GraphHandle, INLINE_MAX_BYTES, MAX_ERROR_MESSAGE,
-    MAX_GRAPH_NAME, MAX_HANDLES, TensorHandle, guest_type,
+    MAX_GRAPH_NAME, MAX_HANDLES, TensorHandle, guest_wasi_nn_type,
 };
 use crate::runtime::bindings::wasi::nn::{errors, graph, inference, tensor};
 use crate::runtime::contract::MAX_RANK;
@@ -43,7 +43,10 @@ impl HostState {
     }
 
     /// Charges `tensor` to the plugin and gives it a handle.
-    fn push_tensor(&mut self, tensor: Tensor) -> wasmtime::Result<Resource<TensorHandle>> {
+    pub(super) fn push_tensor(
+        &mut self,
+        tensor: Tensor,
+    ) -> wasmtime::Result<Resource<TensorHandle>> {
         let charged = tensor.len() + tensor.dims().len() * 4 + ENTRY_OVERHEAD;
         if self.memory.charge(charged).is_err() {
             wasmtime::bail!(
@@ -115,7 +118,13 @@ impl tensor::HostTensor for HostState {
     }
 
     fn ty(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<tensor::TensorType> {
-        Ok(guest_type(self.tensor(&handle)?.dtype()))
+        let dtype = self.tensor(&handle)?.dtype();
+        dtype.wasi_nn().map(guest_wasi_nn_type).ok_or_else(|| {
+            wasmtime::format_err!(
+                "wasi:nn tensor.ty on a {dtype} tensor, a type wasi:nn lacks; read it with \
+                 aimass:plugin/tensors.describe (aimass-sdk does)"
+            )
+        })
     }
 
     fn data(&mut self, handle: Resource<TensorHandle>) -> wasmtime::Result<Vec<u8>> {
@@ -223,13 +232,22 @@ impl inference::HostGraphExecutionContext for HostState {
         };
         let input_bytes: usize = tensors.iter().map(|(_, t)| t.len()).sum();
         // Shared bytes are copied here, once, into the backend's own type.
-        let tensors: Vec<BackendTensor> = tensors
-            .into_iter()
-            .map(|(name, tensor)| BackendTensor {
-                name,
-                tensor: tensor.into_backend(),
-            })
-            .collect();
+        let mut backend_tensors = Vec::with_capacity(tensors.len());
+        for (name, tensor) in tensors {
+            match tensor.into_backend() {
+                Ok(tensor) => backend_tensors.push(BackendTensor { name, tensor }),
+                Err(e) => {
+                    if let Some(Entry::Context { context: slot, .. }) =
+                        self.nn.handles.get_mut(handle.rep())
+                    {
+                        *slot = Some(context);
+                    }
+                    let message = format!("input `{name}`: {e}");
+                    return self.nn_error(Code::UnsupportedOperation, message);
+                }
+            }
+        }
+        let tensors = backend_tensors;
         let started = Instant::now();
         let (context, result) = if input_bytes > INLINE_MAX_BYTES || graph.is_slow() {
             let permit = match &self.nn.compute_slots {

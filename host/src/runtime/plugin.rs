@@ -181,7 +181,9 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<(), String> {
         return Err(match other_version {
             Some(found) => format!(
                 "it exports `{found}`, but this host speaks `{MODEL_EXPORT}`; \
-                 rebuild it against a matching aimass-sdk"
+                 rebuild it against aimass-sdk {} (contract 0.2.0 added BYTES and the \
+                 other protocol types; the plugin's own code needs no change)",
+                env!("CARGO_PKG_VERSION")
             ),
             None => format!(
                 "it does not export `{MODEL_EXPORT}` (its exports: [{}]); \

@@ -3,18 +3,20 @@
 //! as a small graph's arithmetic). Same handle table and memory accounting
 //! as the `wasi:nn` tensor resource in [`super::nn_host`].
 
+use super::bindings::GuestDatatype;
 use super::bindings::aimass::plugin::tensors::{Host, TensorValue};
-use super::bindings::wasi::nn::tensor::TensorType;
+use super::contract::MAX_RANK;
 use super::nn_host::stale;
 use super::state::HostState;
 use super::wasi_nn::{TensorHandle, guest_type};
+use crate::tensor::Tensor;
 use wasmtime::component::Resource;
 
 impl Host for HostState {
     fn describe(
         &mut self,
         handle: Resource<TensorHandle>,
-    ) -> wasmtime::Result<(TensorType, Vec<u32>)> {
+    ) -> wasmtime::Result<(GuestDatatype, Vec<u32>)> {
         let tensor = self.tensor(&handle)?;
         Ok((guest_type(tensor.dtype()), tensor.dims().to_vec()))
     }
@@ -30,5 +32,22 @@ impl Host for HostState {
             // `into_backend`); lowering copies them into the plugin.
             data: Vec::from(tensor.into_data()),
         })
+    }
+
+    fn create(
+        &mut self,
+        ty: GuestDatatype,
+        dimensions: Vec<u32>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Resource<TensorHandle>> {
+        if dimensions.len() > MAX_RANK {
+            wasmtime::bail!(
+                "tensors.create: {} dimensions, the most is {MAX_RANK}",
+                dimensions.len()
+            );
+        }
+        let tensor = Tensor::new(ty.into(), dimensions, data)
+            .map_err(|e| wasmtime::format_err!("tensors.create: {e}"))?;
+        self.push_tensor(tensor)
     }
 }

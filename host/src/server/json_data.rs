@@ -23,6 +23,14 @@ pub struct JsonData {
     pub exact: Vec<(usize, i128)>,
     /// The first element that is not a number: (index, what it is).
     pub not_a_number: Option<(usize, &'static str)>,
+    /// The first element that is not a string (BYTES data is strings):
+    /// (index, what it is).
+    pub not_a_string: Option<(usize, &'static str)>,
+    /// The first element that is neither true nor false.
+    pub not_a_bool: Option<(usize, &'static str)>,
+    /// Strings, in element order, when every element so far is one (BYTES
+    /// data); numbers and booleans keep their value in `values`.
+    pub texts: Vec<String>,
     /// The length of the arrays at each depth (`[2, 32]` for two rows of 32).
     pub nesting: Vec<usize>,
     /// How deep the elements sit (`None`: there are none; `Some(0)`: `data`
@@ -150,6 +158,11 @@ impl<'de> Visitor<'de> for Level<'_> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        let index = self.data.values.len();
+        self.data.not_a_string.get_or_insert((index, "a number"));
+        self.data
+            .not_a_bool
+            .get_or_insert((index, "a number other than 0 or 1"));
         self.data.leaf(self.depth, v);
         Ok(())
     }
@@ -164,12 +177,27 @@ impl<'de> Visitor<'de> for Level<'_> {
         Ok(())
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.other("true or false")
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        let index = self.data.values.len();
+        self.data
+            .not_a_number
+            .get_or_insert((index, "true or false"));
+        self.data
+            .not_a_string
+            .get_or_insert((index, "true or false"));
+        self.data.leaf(self.depth, f64::from(u8::from(v)));
+        Ok(())
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.other("a string")
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let index = self.data.values.len();
+        self.data.not_a_number.get_or_insert((index, "a string"));
+        self.data.not_a_bool.get_or_insert((index, "a string"));
+        if self.data.not_a_string.is_none() {
+            self.data.texts.push(v.to_string());
+        }
+        self.data.leaf(self.depth, f64::NAN);
+        Ok(())
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
@@ -187,6 +215,13 @@ impl<'de> Visitor<'de> for Level<'_> {
 
 impl Level<'_> {
     fn integer(self, v: i128) {
+        let index = self.data.values.len();
+        self.data.not_a_string.get_or_insert((index, "a number"));
+        if v != 0 && v != 1 {
+            self.data
+                .not_a_bool
+                .get_or_insert((index, "a number other than 0 or 1"));
+        }
         if v.unsigned_abs() <= u128::from(EXACT_IN_F64) {
             self.data.leaf(self.depth, v as f64);
         } else {
@@ -199,6 +234,8 @@ impl Level<'_> {
     fn other<E: de::Error>(self, what: &'static str) -> Result<(), E> {
         let index = self.data.values.len();
         self.data.not_a_number.get_or_insert((index, what));
+        self.data.not_a_string.get_or_insert((index, what));
+        self.data.not_a_bool.get_or_insert((index, what));
         self.data.leaf(self.depth, f64::NAN);
         Ok(())
     }
@@ -239,7 +276,15 @@ mod tests {
         assert_eq!(data.float(3), 7.0);
         let data = parse("[1, true, \"x\"]");
         assert_eq!(data.not_a_number, Some((1, "true or false")));
+        assert_eq!(data.not_a_string, Some((0, "a number")));
+        assert_eq!(data.not_a_bool, Some((2, "a string")));
         assert_eq!(data.len(), 3);
+        let text = parse(r#"[["a", ""], ["é", "\u0000"]]"#);
+        assert_eq!(text.texts, ["a", "", "é", "\0"]);
+        assert_eq!(
+            (text.not_a_string, text.nesting.as_slice()),
+            (None, &[2, 2][..])
+        );
     }
 
     #[test]

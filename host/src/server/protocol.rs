@@ -94,8 +94,14 @@ pub enum OutputData {
     U8(Vec<u8>),
     /// INT32.
     I32(Vec<i32>),
-    /// INT64.
+    /// INT64, and the narrower integers widened.
     I64(Vec<i64>),
+    /// UINT64.
+    U64(Vec<u64>),
+    /// BOOL.
+    Bool(Vec<bool>),
+    /// BYTES whose elements are all UTF-8.
+    Text(Vec<String>),
 }
 
 /// `GET /v2`.

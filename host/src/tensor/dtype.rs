@@ -21,6 +21,22 @@ pub enum Dtype {
     Int32,
     /// 64-bit signed integer.
     Int64,
+    /// Boolean, one byte each (0 or 1).
+    Bool,
+    /// 8-bit signed integer.
+    Int8,
+    /// 16-bit signed integer.
+    Int16,
+    /// 16-bit unsigned integer.
+    Uint16,
+    /// 32-bit unsigned integer.
+    Uint32,
+    /// 64-bit unsigned integer.
+    Uint64,
+    /// Byte strings of any length (text, an encoded image): each element is
+    /// held as the protocol's binary form, a 4-byte little-endian length
+    /// then its bytes.
+    Bytes,
 }
 
 /// A request's shape as dimensions, or why not: every front end gives
@@ -39,41 +55,35 @@ pub fn dims_of(shape: &[i64]) -> Result<Vec<u32>, String> {
         .collect()
 }
 
-/// Every datatype the protocol names. Models take the seven that `wasi:nn`
-/// tensors carry; the others are recognised so that the error can say so
-/// instead of calling the name unknown.
-const PROTOCOL_DATATYPES: [&str; 14] = [
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
-    "FP32", "FP64", "BF16", "BYTES",
-];
-
-const CARRIED: [Dtype; 7] = [
+/// Every datatype the protocol names.
+pub const ALL: [Dtype; 14] = [
+    Dtype::Bool,
+    Dtype::Uint8,
+    Dtype::Uint16,
+    Dtype::Uint32,
+    Dtype::Uint64,
+    Dtype::Int8,
+    Dtype::Int16,
+    Dtype::Int32,
+    Dtype::Int64,
     Dtype::Fp16,
     Dtype::Fp32,
     Dtype::Fp64,
     Dtype::Bf16,
-    Dtype::Uint8,
-    Dtype::Int32,
-    Dtype::Int64,
+    Dtype::Bytes,
 ];
 
 impl Dtype {
     /// The element type a protocol datatype names (`FP32`), or why not:
     /// every front end gives the same message.
     pub fn parse(datatype: &str) -> Result<Dtype, String> {
-        if let Some(dtype) = CARRIED.iter().find(|d| d.name() == datatype) {
+        if let Some(dtype) = ALL.iter().find(|d| d.name() == datatype) {
             return Ok(*dtype);
         }
-        if PROTOCOL_DATATYPES.contains(&datatype) {
-            let carried: Vec<&str> = CARRIED.iter().map(|d| d.name()).collect();
-            return Err(format!(
-                "datatype {datatype} is not one aimass models take (they take {})",
-                carried.join(", ")
-            ));
-        }
+        let names: Vec<&str> = ALL.iter().map(|d| d.name()).collect();
         Err(format!(
-            "unknown datatype `{datatype}` (the protocol's are {})",
-            PROTOCOL_DATATYPES.join(", ")
+            "unknown datatype `{datatype:.64}` (the protocol's are {})",
+            names.join(", ")
         ))
     }
 
@@ -87,17 +97,41 @@ impl Dtype {
             Dtype::Uint8 => "UINT8",
             Dtype::Int32 => "INT32",
             Dtype::Int64 => "INT64",
+            Dtype::Bool => "BOOL",
+            Dtype::Int8 => "INT8",
+            Dtype::Int16 => "INT16",
+            Dtype::Uint16 => "UINT16",
+            Dtype::Uint32 => "UINT32",
+            Dtype::Uint64 => "UINT64",
+            Dtype::Bytes => "BYTES",
         }
     }
 
-    /// Bytes per element.
-    pub fn size(self) -> usize {
+    /// Bytes per element; `None` for BYTES, whose elements have each their
+    /// own length.
+    pub fn fixed_size(self) -> Option<usize> {
         match self {
-            Dtype::Fp16 | Dtype::Bf16 => 2,
-            Dtype::Fp32 | Dtype::Int32 => 4,
-            Dtype::Fp64 | Dtype::Int64 => 8,
-            Dtype::Uint8 => 1,
+            Dtype::Bool | Dtype::Uint8 | Dtype::Int8 => Some(1),
+            Dtype::Fp16 | Dtype::Bf16 | Dtype::Int16 | Dtype::Uint16 => Some(2),
+            Dtype::Fp32 | Dtype::Int32 | Dtype::Uint32 => Some(4),
+            Dtype::Fp64 | Dtype::Int64 | Dtype::Uint64 => Some(8),
+            Dtype::Bytes => None,
         }
+    }
+
+    /// The `wasi:nn` tensor type of the same elements, where `wasi:nn` has
+    /// one (native backends take only these).
+    pub fn wasi_nn(self) -> Option<TensorType> {
+        Some(match self {
+            Dtype::Fp16 => TensorType::Fp16,
+            Dtype::Fp32 => TensorType::Fp32,
+            Dtype::Fp64 => TensorType::Fp64,
+            Dtype::Bf16 => TensorType::Bf16,
+            Dtype::Uint8 => TensorType::U8,
+            Dtype::Int32 => TensorType::I32,
+            Dtype::Int64 => TensorType::I64,
+            _ => return None,
+        })
     }
 }
 
@@ -117,20 +151,6 @@ impl From<TensorType> for Dtype {
             TensorType::U8 => Dtype::Uint8,
             TensorType::I32 => Dtype::Int32,
             TensorType::I64 => Dtype::Int64,
-        }
-    }
-}
-
-impl From<Dtype> for TensorType {
-    fn from(dtype: Dtype) -> Self {
-        match dtype {
-            Dtype::Fp16 => TensorType::Fp16,
-            Dtype::Fp32 => TensorType::Fp32,
-            Dtype::Fp64 => TensorType::Fp64,
-            Dtype::Bf16 => TensorType::Bf16,
-            Dtype::Uint8 => TensorType::U8,
-            Dtype::Int32 => TensorType::I32,
-            Dtype::Int64 => TensorType::I64,
         }
     }
 }

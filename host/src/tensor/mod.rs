@@ -9,9 +9,10 @@
 mod check;
 mod dtype;
 mod rows;
+pub mod strings;
 
 pub use check::{Mismatch, check, check_dims, compatible};
-pub use dtype::{Dtype, TensorSpec, dims_of, shape_text};
+pub use dtype::{ALL as ALL_DTYPES, Dtype, TensorSpec, dims_of, shape_text};
 pub use rows::{concat, scatter};
 
 use bytes::Bytes;
@@ -37,6 +38,14 @@ pub enum TensorError {
     /// A row operation on tensors that do not line up.
     #[error("{0}")]
     Rows(String),
+    /// BYTES data whose length prefixes do not hold the shape's elements.
+    #[error("BYTES data: {0}")]
+    Framing(String),
+    /// A tensor of a type native backends do not take.
+    #[error(
+        "{0} tensors cannot go to a wasi:nn backend (it takes FP16, FP32, FP64, BF16, UINT8, INT32, INT64)"
+    )]
+    NotNative(Dtype),
     /// A typed view of another element type.
     #[error("must be {want}, got {got}")]
     Dtype {
@@ -55,10 +64,17 @@ pub struct Tensor {
     data: Bytes,
 }
 
-/// Bytes a tensor of `dims` and `dtype` must hold, `None` past `usize`.
+/// Bytes a tensor of `dims` and `dtype` must hold, `None` past `usize` or
+/// for BYTES (whose elements have each their own length).
 pub fn byte_length(dtype: Dtype, dims: &[u32]) -> Option<usize> {
     dims.iter()
-        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d as usize))
+        .try_fold(dtype.fixed_size()?, |acc, &d| acc.checked_mul(d as usize))
+}
+
+/// Elements a tensor of `dims` holds, `None` past `usize`.
+pub fn element_count(dims: &[u32]) -> Option<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
 }
 
 impl Tensor {
@@ -69,6 +85,16 @@ impl Tensor {
         data: impl Into<Bytes>,
     ) -> Result<Tensor, TensorError> {
         let data = data.into();
+        if dtype == Dtype::Bytes {
+            let count = element_count(&dims).ok_or(TensorError::Length {
+                dtype,
+                dims: dims.clone(),
+                need: None,
+                bytes: data.len(),
+            })?;
+            strings::offsets(&data, count)?;
+            return Ok(Tensor { dtype, dims, data });
+        }
         let need = byte_length(dtype, &dims);
         if need != Some(data.len()) {
             return Err(TensorError::Length {
@@ -91,6 +117,28 @@ impl Tensor {
     pub fn from_i64(dims: Vec<u32>, values: &[i64]) -> Result<Tensor, TensorError> {
         let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         Tensor::new(Dtype::Int64, dims, data)
+    }
+
+    /// A BYTES tensor of `dims` holding `elements`.
+    pub fn from_strings<E: AsRef<[u8]>>(
+        dims: Vec<u32>,
+        elements: &[E],
+    ) -> Result<Tensor, TensorError> {
+        Tensor::new(Dtype::Bytes, dims, strings::encode(elements)?)
+    }
+
+    /// A BYTES tensor's elements in order (empty for any other type).
+    pub fn strings(&self) -> Vec<&[u8]> {
+        if self.dtype == Dtype::Bytes {
+            strings::elements(&self.data).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Elements held.
+    pub fn element_count(&self) -> usize {
+        element_count(&self.dims).unwrap_or(0)
     }
 
     /// Its element type.
@@ -148,10 +196,27 @@ impl Tensor {
             .collect())
     }
 
-    /// Any tensor's values as f64 (for predicates).
+    /// Any numeric tensor's values as f64 (for predicates); a BYTES
+    /// element is its length in bytes.
     pub fn f64s(&self) -> Vec<f64> {
+        fn each<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
+            data.chunks_exact(N)
+                .map(|c| {
+                    let mut bytes = [0u8; N];
+                    bytes.copy_from_slice(c);
+                    f(bytes)
+                })
+                .collect()
+        }
         let data = &self.data;
         match self.dtype {
+            Dtype::Bool => data.iter().map(|&b| f64::from(u8::from(b != 0))).collect(),
+            Dtype::Int8 => data.iter().map(|&b| f64::from(b as i8)).collect(),
+            Dtype::Int16 => each(data, |b| f64::from(i16::from_le_bytes(b))),
+            Dtype::Uint16 => each(data, |b| f64::from(u16::from_le_bytes(b))),
+            Dtype::Uint32 => each(data, |b| f64::from(u32::from_le_bytes(b))),
+            Dtype::Uint64 => each(data, |b| u64::from_le_bytes(b) as f64),
+            Dtype::Bytes => strings::elements(data).map(|e| e.len() as f64).collect(),
             Dtype::Fp16 => data
                 .chunks_exact(2)
                 .map(|b| f64::from(half::f16::from_le_bytes([b[0], b[1]])))
@@ -194,9 +259,17 @@ impl Tensor {
     }
 
     /// As `wasmtime-wasi-nn`'s tensor, for a backend (no copy when no one
-    /// else shares the bytes).
-    pub fn into_backend(self) -> wasmtime_wasi_nn::Tensor {
-        wasmtime_wasi_nn::Tensor::new(self.dims, self.dtype.into(), Vec::from(self.data))
+    /// else shares the bytes), where `wasi:nn` has its element type.
+    pub fn into_backend(self) -> Result<wasmtime_wasi_nn::Tensor, TensorError> {
+        let ty = self
+            .dtype
+            .wasi_nn()
+            .ok_or(TensorError::NotNative(self.dtype))?;
+        Ok(wasmtime_wasi_nn::Tensor::new(
+            self.dims,
+            ty,
+            Vec::from(self.data),
+        ))
     }
 
     /// From a backend's tensor, checked.
@@ -230,6 +303,24 @@ mod tests {
     }
 
     #[test]
+    fn bytes_tensors_check_their_framing_against_the_shape() {
+        let t = Tensor::from_strings(vec![2, 1], &["ab", ""]).unwrap();
+        assert_eq!(t.strings(), [&b"ab"[..], &b""[..]]);
+        assert_eq!(t.element_count(), 2);
+        let short = Tensor::new(Dtype::Bytes, vec![3], t.data().clone()).unwrap_err();
+        assert!(
+            short.to_string().starts_with("BYTES data: element 2 of 3"),
+            "{short}"
+        );
+        assert!(matches!(
+            t.clone().into_backend(),
+            Err(TensorError::NotNative(Dtype::Bytes))
+        ));
+        let flags = Tensor::new(Dtype::Bool, vec![2], vec![0u8, 1]).unwrap();
+        assert_eq!(flags.f64s(), [0.0, 1.0]);
+    }
+
+    #[test]
     fn clones_share_their_bytes() {
         let t = Tensor::from_f32(vec![1, 2], &[1.0, 2.0]).unwrap();
         let copy = t.clone();
@@ -241,7 +332,7 @@ mod tests {
     #[test]
     fn backend_round_trip_keeps_type_and_shape() {
         let t = Tensor::from_i64(vec![3], &[1, -2, 3]).unwrap();
-        let back = Tensor::from_backend(t.clone().into_backend()).unwrap();
+        let back = Tensor::from_backend(t.clone().into_backend().unwrap()).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.f64s(), [1.0, -2.0, 3.0]);
     }

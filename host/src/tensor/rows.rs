@@ -2,13 +2,32 @@
 //! ensembles and a batcher need to pick rows, put them back and merge or
 //! split batches. Splits share the original bytes.
 
-use super::{Tensor, TensorError};
+use super::{Dtype, Tensor, TensorError, strings};
 use bytes::BytesMut;
 
 impl Tensor {
-    /// Bytes of one row.
-    fn row_bytes(&self) -> usize {
-        self.len().checked_div(self.rows()).unwrap_or(0)
+    /// Where each row starts in the bytes, plus the end: `rows + 1`
+    /// offsets. Fixed-size rows are computed; BYTES rows are found by
+    /// walking the length prefixes (every BYTES tensor's were checked when
+    /// it was made).
+    fn row_bounds(&self) -> Result<Vec<usize>, TensorError> {
+        let rows = self.rows();
+        if self.dtype != Dtype::Bytes {
+            let width = self.len().checked_div(rows).unwrap_or(0);
+            return Ok((0..=rows).map(|r| r * width).collect());
+        }
+        let per_row: usize = self
+            .dims
+            .get(1..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&d| d as usize)
+            .product();
+        if per_row == 0 {
+            return Ok(vec![0; rows + 1]);
+        }
+        let starts = strings::offsets(&self.data, rows * per_row)?;
+        Ok(starts.into_iter().step_by(per_row).collect())
     }
 
     /// The same tensor with another leading dimension.
@@ -30,16 +49,22 @@ impl Tensor {
         if picked.len() == self.rows() && picked.iter().enumerate().all(|(i, &r)| i == r) {
             return Ok(self.clone());
         }
-        let width = self.row_bytes();
-        let mut data = BytesMut::with_capacity(width * picked.len());
-        for &row in picked {
-            let bytes = self
-                .data
-                .get(row * width..(row + 1) * width)
+        let bounds = self.row_bounds()?;
+        let row = |r: usize| {
+            bounds
+                .get(r..r + 2)
+                .map(|b| &self.data[b[0]..b[1]])
                 .ok_or_else(|| {
-                    TensorError::Rows(format!("row {row} of a tensor of {} rows", self.rows()))
-                })?;
-            data.extend_from_slice(bytes);
+                    TensorError::Rows(format!("row {r} of a tensor of {} rows", self.rows()))
+                })
+        };
+        let mut size = 0usize;
+        for &r in picked {
+            size += row(r)?.len();
+        }
+        let mut data = BytesMut::with_capacity(size);
+        for &r in picked {
+            data.extend_from_slice(row(r)?);
         }
         Tensor::new(self.dtype, self.with_rows(picked.len())?, data.freeze())
     }
@@ -53,12 +78,12 @@ impl Tensor {
                 self.rows()
             )));
         }
-        let width = self.row_bytes();
+        let bounds = self.row_bounds()?;
         let mut start = 0;
         counts
             .iter()
             .map(|&count| {
-                let part = self.data.slice(start * width..(start + count) * width);
+                let part = self.data.slice(bounds[start]..bounds[start + count]);
                 start += count;
                 Tensor::new(self.dtype, self.with_rows(count)?, part)
             })
@@ -101,10 +126,10 @@ pub fn scatter(parts: &[(&[usize], &Tensor)], total: usize) -> Result<Tensor, Te
     let Some((_, first)) = parts.first() else {
         return Err(TensorError::Rows("nothing to scatter".into()));
     };
-    let width = first.row_bytes();
-    let mut data = vec![0u8; width * total];
-    let mut filled = 0;
-    for (picked, part) in parts {
+    // Where each output row comes from: (part, row in that part).
+    let mut source: Vec<Option<(usize, usize)>> = vec![None; total];
+    let mut bounds = Vec::with_capacity(parts.len());
+    for (p, (picked, part)) in parts.iter().enumerate() {
         same_rows(first, part)?;
         if part.rows() != picked.len() {
             return Err(TensorError::Rows(format!(
@@ -114,17 +139,24 @@ pub fn scatter(parts: &[(&[usize], &Tensor)], total: usize) -> Result<Tensor, Te
             )));
         }
         for (i, &row) in picked.iter().enumerate() {
-            let target = data
-                .get_mut(row * width..(row + 1) * width)
+            let slot = source
+                .get_mut(row)
                 .ok_or_else(|| TensorError::Rows(format!("row {row} of {total}")))?;
-            target.copy_from_slice(&part.data[i * width..(i + 1) * width]);
+            *slot = Some((p, i));
         }
-        filled += picked.len();
+        bounds.push(part.row_bounds()?);
     }
-    if filled != total {
+    let filled = source.iter().filter(|s| s.is_some()).count();
+    let placed: usize = parts.iter().map(|(picked, _)| picked.len()).sum();
+    if filled != total || placed != total {
         return Err(TensorError::Rows(format!(
-            "parts fill {filled} of {total} rows"
+            "parts fill {placed} of {total} rows"
         )));
+    }
+    let mut data = Vec::with_capacity(parts.iter().map(|(_, t)| t.len()).sum());
+    for (p, i) in source.into_iter().flatten() {
+        let b = &bounds[p];
+        data.extend_from_slice(&parts[p].1.data[b[i]..b[i + 1]]);
     }
     Tensor::new(first.dtype, first.with_rows(total)?, data)
 }
@@ -164,6 +196,26 @@ mod tests {
         let other = Tensor::from_f32(vec![1, 3], &[0., 1., 2.]).unwrap();
         let err = concat(&[rows(&[0., 1.]), other]).unwrap_err();
         assert!(err.to_string().contains("parts disagree"), "{err}");
+    }
+
+    #[test]
+    fn bytes_rows_gather_split_concat_and_scatter_by_their_own_lengths() {
+        let t = Tensor::from_strings(vec![3, 2], &["a", "bb", "", "ccc", "dddd", "é"]).unwrap();
+        let picked = t.gather(&[2, 0]).unwrap();
+        assert_eq!(
+            picked.strings(),
+            [&b"dddd"[..], "é".as_bytes(), b"a", b"bb"]
+        );
+        let parts = t.split(&[1, 2]).unwrap();
+        assert_eq!(
+            parts[1].strings(),
+            [&b""[..], b"ccc", b"dddd", "é".as_bytes()]
+        );
+        assert_eq!(concat(&parts).unwrap(), t);
+        let (a, b) = (t.gather(&[1]).unwrap(), t.gather(&[0, 2]).unwrap());
+        assert_eq!(scatter(&[(&[1], &a), (&[0, 2], &b)], 3).unwrap(), t);
+        let empty = Tensor::from_strings(vec![2, 0], &[] as &[&str]).unwrap();
+        assert_eq!(empty.gather(&[1]).unwrap().dims(), [1, 0]);
     }
 
     #[test]

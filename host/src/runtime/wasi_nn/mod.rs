@@ -93,10 +93,27 @@ pub const MAX_GRAPH_NAME: usize = 256;
 /// Longest error message a plugin can read back from `wasi:nn`.
 pub const MAX_ERROR_MESSAGE: usize = 1024;
 
-/// The host's element type as the guest's generated enum.
-pub(crate) fn guest_type(dtype: super::Dtype) -> super::bindings::GuestTensorType {
-    use super::Dtype as D;
+/// `wasmtime-wasi-nn`'s element type as the guest's generated `wasi:nn` one.
+pub(crate) fn guest_wasi_nn_type(
+    ty: wasmtime_wasi_nn::wit::TensorType,
+) -> super::bindings::GuestTensorType {
     use super::bindings::GuestTensorType as G;
+    use wasmtime_wasi_nn::wit::TensorType as T;
+    match ty {
+        T::Fp16 => G::Fp16,
+        T::Fp32 => G::Fp32,
+        T::Fp64 => G::Fp64,
+        T::Bf16 => G::Bf16,
+        T::U8 => G::U8,
+        T::I32 => G::I32,
+        T::I64 => G::I64,
+    }
+}
+
+/// The host's element type as the contract's generated enum.
+pub(crate) fn guest_type(dtype: super::Dtype) -> super::bindings::GuestDatatype {
+    use super::Dtype as D;
+    use super::bindings::GuestDatatype as G;
     match dtype {
         D::Fp16 => G::Fp16,
         D::Fp32 => G::Fp32,
@@ -105,5 +122,12 @@ pub(crate) fn guest_type(dtype: super::Dtype) -> super::bindings::GuestTensorTyp
         D::Uint8 => G::U8,
         D::Int32 => G::I32,
         D::Int64 => G::I64,
+        D::Bool => G::Bool,
+        D::Int8 => G::I8,
+        D::Int16 => G::I16,
+        D::Uint16 => G::U16,
+        D::Uint32 => G::U32,
+        D::Uint64 => G::U64,
+        D::Bytes => G::Bytes,
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::server::json_data::JsonData;
 use crate::server::protocol::OutputData;
-use crate::tensor::Dtype;
+use crate::tensor::{Dtype, strings};
 
 /// The element type a protocol datatype names.
 pub fn dtype(datatype: &str) -> Result<Dtype, String> {
@@ -46,6 +46,23 @@ pub fn to_bytes(
             data.len()
         ));
     }
+    match dtype {
+        Dtype::Bytes => {
+            if let Some((index, what)) = data.not_a_string {
+                return Err(format!(
+                    "element {index} is {what}, not a string (BYTES data is strings)"
+                ));
+            }
+            return strings::encode(&data.texts).map_err(|e| e.to_string());
+        }
+        Dtype::Bool => {
+            if let Some((index, what)) = data.not_a_bool {
+                return Err(format!("element {index} is {what}, not true or false"));
+            }
+            return Ok(data.values.iter().map(|&v| u8::from(v != 0.0)).collect());
+        }
+        _ => {}
+    }
     if let Some((index, what)) = data.not_a_number {
         return Err(format!("element {index} is {what}, not a {dtype} value"));
     }
@@ -56,7 +73,14 @@ pub fn to_bytes(
             data.describe(i)
         )
     };
-    let mut bytes = Vec::with_capacity(count.saturating_mul(dtype.size()));
+    let mut bytes = Vec::with_capacity(count.saturating_mul(dtype.fixed_size().unwrap_or(1)));
+    macro_rules! integer {
+        ($ty:ty, $i:expr) => {{
+            let v = data.integer($i).ok_or_else(|| wrong($i))?;
+            let v = <$ty>::try_from(v).map_err(|_| out_of_range($i))?;
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }};
+    }
     for i in 0..data.len() {
         let value = data.float(i);
         match dtype {
@@ -75,27 +99,32 @@ pub fn to_bytes(
                 }
                 bytes.extend_from_slice(&v.to_le_bytes());
             }
-            Dtype::Uint8 => {
-                let v = data.integer(i).ok_or_else(|| wrong(i))?;
-                bytes.push(u8::try_from(v).map_err(|_| out_of_range(i))?);
-            }
-            Dtype::Int32 => {
-                let v = data.integer(i).ok_or_else(|| wrong(i))?;
-                let v = i32::try_from(v).map_err(|_| out_of_range(i))?;
-                bytes.extend_from_slice(&v.to_le_bytes());
-            }
-            Dtype::Int64 => {
-                let v = data.integer(i).ok_or_else(|| wrong(i))?;
-                let v = i64::try_from(v).map_err(|_| out_of_range(i))?;
-                bytes.extend_from_slice(&v.to_le_bytes());
-            }
-            Dtype::Bf16 => return Err(wrong(i)),
+            Dtype::Uint8 => integer!(u8, i),
+            Dtype::Int32 => integer!(i32, i),
+            Dtype::Int64 => integer!(i64, i),
+            Dtype::Int8 => integer!(i8, i),
+            Dtype::Int16 => integer!(i16, i),
+            Dtype::Uint16 => integer!(u16, i),
+            Dtype::Uint32 => integer!(u32, i),
+            Dtype::Uint64 => integer!(u64, i),
+            Dtype::Bf16 | Dtype::Bool | Dtype::Bytes => return Err(wrong(i)),
         }
     }
     Ok(bytes)
 }
 
-/// Little-endian bytes as JSON numbers of the tensor's own type.
+/// True when the tensor has a JSON form: BF16 has none in the protocol,
+/// and a BYTES element that is not UTF-8 cannot be a JSON string.
+pub fn has_json_form(dtype: Dtype, data: &[u8]) -> bool {
+    match dtype {
+        Dtype::Bf16 => false,
+        Dtype::Bytes => strings::elements(data).all(|e| std::str::from_utf8(e).is_ok()),
+        _ => true,
+    }
+}
+
+/// Little-endian bytes as JSON values of the tensor's own type (BYTES as
+/// strings: see [`has_json_form`]).
 pub fn to_json(dtype: Dtype, data: &[u8]) -> OutputData {
     fn each<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
         data.chunks_exact(N)
@@ -114,6 +143,17 @@ pub fn to_json(dtype: Dtype, data: &[u8]) -> OutputData {
         Dtype::Uint8 => OutputData::U8(data.to_vec()),
         Dtype::Int32 => OutputData::I32(each(data, i32::from_le_bytes)),
         Dtype::Int64 => OutputData::I64(each(data, i64::from_le_bytes)),
+        Dtype::Bool => OutputData::Bool(data.iter().map(|&b| b != 0).collect()),
+        Dtype::Int8 => OutputData::I64(data.iter().map(|&b| i64::from(b as i8)).collect()),
+        Dtype::Int16 => OutputData::I64(each(data, |b| i64::from(i16::from_le_bytes(b)))),
+        Dtype::Uint16 => OutputData::I64(each(data, |b| i64::from(u16::from_le_bytes(b)))),
+        Dtype::Uint32 => OutputData::I64(each(data, |b| i64::from(u32::from_le_bytes(b)))),
+        Dtype::Uint64 => OutputData::U64(each(data, u64::from_le_bytes)),
+        Dtype::Bytes => OutputData::Text(
+            strings::elements(data)
+                .map(|e| String::from_utf8_lossy(e).into_owned())
+                .collect(),
+        ),
     }
 }
 
@@ -128,11 +168,7 @@ mod tests {
     #[test]
     fn datatypes_are_told_apart_from_unknown_names() {
         assert_eq!(dtype("FP32"), Ok(Dtype::Fp32));
-        assert!(
-            dtype("BOOL")
-                .unwrap_err()
-                .contains("not one aimass models take")
-        );
+        assert_eq!(dtype("BYTES"), Ok(Dtype::Bytes));
         assert!(
             dtype("FP8")
                 .unwrap_err()
@@ -169,6 +205,37 @@ mod tests {
         assert!(err(Dtype::Bf16, "[1]").contains("only be sent as binary"));
         let count = to_bytes(Dtype::Fp32, &data("[1, 2]"), &[3], 3).unwrap_err();
         assert_eq!(count, "its shape holds 3 elements but its data has 2");
+    }
+
+    #[test]
+    fn strings_booleans_and_the_other_integers_round_trip() {
+        let bytes = to_bytes(Dtype::Bytes, &data(r#"["a", "", "文字"]"#), &[3], 3).unwrap();
+        assert_eq!(bytes, strings::encode(&["a", "", "文字"]).unwrap());
+        let json = serde_json::to_string(&to_json(Dtype::Bytes, &bytes)).unwrap();
+        assert_eq!(json, r#"["a","","文字"]"#);
+        let err = to_bytes(Dtype::Bytes, &data(r#"["a", 1]"#), &[2], 2).unwrap_err();
+        assert_eq!(
+            err,
+            "element 1 is a number, not a string (BYTES data is strings)"
+        );
+        assert!(!has_json_form(
+            Dtype::Bytes,
+            &strings::encode(&[[0xffu8]]).unwrap()
+        ));
+        let flags = to_bytes(Dtype::Bool, &data("[true, false, 1]"), &[3], 3).unwrap();
+        assert_eq!(flags, [1, 0, 1]);
+        assert!(to_bytes(Dtype::Bool, &data("[2]"), &[1], 1).is_err());
+        assert_eq!(
+            to_bytes(Dtype::Uint64, &data("[18446744073709551615]"), &[1], 1).unwrap(),
+            u64::MAX.to_le_bytes()
+        );
+        assert!(
+            to_bytes(Dtype::Int8, &data("[128]"), &[1], 1)
+                .unwrap_err()
+                .contains("outside the range of INT8")
+        );
+        let json = serde_json::to_string(&to_json(Dtype::Int16, &(-3i16).to_le_bytes())).unwrap();
+        assert_eq!(json, "[-3]");
     }
 
     #[test]

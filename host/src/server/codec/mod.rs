@@ -13,7 +13,7 @@ pub use framing::{Encoded, HEADER_LENGTH, split_body};
 use super::error::ApiError;
 use super::protocol::{InferRequest as WireRequest, InferResponse as WireResponse, OutputTensor};
 use crate::service::{InferRequest, InferResponse, flag};
-use crate::tensor::{Dtype, NamedTensor, Tensor, dims_of};
+use crate::tensor::{NamedTensor, Tensor, dims_of};
 use bytes::Bytes;
 use framing::BinaryTail;
 use serde_json::{Map, Value};
@@ -131,7 +131,11 @@ fn decode_input(
                     "input `{name}`: binary_data_size must be a byte count, got {size}"
                 ))
             })?;
-            let want = count.checked_mul(dtype.size()).ok_or_else(too_big)?;
+            let want = match dtype.fixed_size() {
+                Some(element) => count.checked_mul(element).ok_or_else(too_big)?,
+                // BYTES elements frame themselves; the tensor checks them.
+                None => usize::try_from(size).map_err(|_| too_big())?,
+            };
             if size != want as u64 {
                 return Err(ApiError::BadRequest(format!(
                     "input `{name}` of shape {:?} needs {want} bytes of {dtype}, \
@@ -166,8 +170,9 @@ pub fn encode(response: InferResponse, binary: &BinaryChoice) -> Result<Encoded,
     for (name, tensor) in response.outputs {
         let dtype = tensor.dtype();
         let shape = tensor.dims().iter().map(|&d| u64::from(d)).collect();
-        // BF16 has no JSON form in the protocol.
-        let as_binary = binary.binary(&name) || dtype == Dtype::Bf16;
+        // BF16 has no JSON form in the protocol, nor a BYTES element
+        // that is not UTF-8.
+        let as_binary = binary.binary(&name) || !elements::has_json_form(dtype, tensor.data());
         let mut parameters = Map::new();
         let data = if as_binary {
             parameters.insert("binary_data_size".into(), tensor.len().into());
@@ -199,6 +204,7 @@ pub fn encode(response: InferResponse, binary: &BinaryChoice) -> Result<Encoded,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::Dtype;
 
     fn decoded(body: &str, binary: &[u8]) -> Result<Decoded, String> {
         decode(
@@ -226,6 +232,38 @@ mod tests {
             Some(vec!["y".to_string(), "z".to_string()])
         );
         assert!(d.binary.binary("y") && !d.binary.binary("z"));
+    }
+
+    #[test]
+    fn bytes_inputs_come_as_strings_or_length_prefixed_binary() {
+        let framed = crate::tensor::strings::encode(&[&b"\xff\x00"[..], b"ok"]).unwrap();
+        let body = format!(
+            r#"{{"inputs": [
+            {{"name": "raw", "shape": [2], "datatype": "BYTES", "parameters": {{"binary_data_size": {}}}}},
+            {{"name": "text", "shape": [1, 2], "datatype": "BYTES", "data": ["héllo", ""]}}]}}"#,
+            framed.len()
+        );
+        let d = decoded(&body, &framed).unwrap();
+        assert_eq!(d.request.inputs[0].1.strings(), [&b"\xff\x00"[..], b"ok"]);
+        assert_eq!(d.request.inputs[1].1.strings(), ["héllo".as_bytes(), b""]);
+        let lying = format!(
+            r#"{{"inputs": [{{"name": "raw", "shape": [3], "datatype": "BYTES", "parameters": {{"binary_data_size": {}}}}}]}}"#,
+            framed.len()
+        );
+        let err = decoded(&lying, &framed).unwrap_err();
+        assert!(
+            err.starts_with("input `raw`: BYTES data: element 2 of 3"),
+            "{err}"
+        );
+        let text = decoded(
+            r#"{"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": [5]}]}"#,
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            text,
+            "input `t`: element 0 is a number, not a string (BYTES data is strings)"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::proto::{
     model_infer_response::InferOutputTensor,
 };
 use crate::service::{InferRequest, InferResponse, ServiceError, flag};
-use crate::tensor::{Dtype, NamedTensor, Tensor, dims_of};
+use crate::tensor::{Dtype, NamedTensor, Tensor, dims_of, strings};
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -135,9 +135,14 @@ fn typed_bytes(dtype: Dtype, c: InferTensorContents) -> Result<Bytes, String> {
     let (field, filled) = match dtype {
         Dtype::Fp32 => ("fp32_contents", !c.fp32_contents.is_empty()),
         Dtype::Fp64 => ("fp64_contents", !c.fp64_contents.is_empty()),
-        Dtype::Int32 => ("int_contents", !c.int_contents.is_empty()),
+        Dtype::Int32 | Dtype::Int8 | Dtype::Int16 => ("int_contents", !c.int_contents.is_empty()),
         Dtype::Int64 => ("int64_contents", !c.int64_contents.is_empty()),
-        Dtype::Uint8 => ("uint_contents", !c.uint_contents.is_empty()),
+        Dtype::Uint8 | Dtype::Uint16 | Dtype::Uint32 => {
+            ("uint_contents", !c.uint_contents.is_empty())
+        }
+        Dtype::Uint64 => ("uint64_contents", !c.uint64_contents.is_empty()),
+        Dtype::Bool => ("bool_contents", !c.bool_contents.is_empty()),
+        Dtype::Bytes => ("bytes_contents", !c.bytes_contents.is_empty()),
         Dtype::Fp16 | Dtype::Bf16 => {
             return Err(format!(
                 "{dtype} has no typed contents in the protocol; send it as raw_input_contents"
@@ -160,18 +165,41 @@ fn typed_bytes(dtype: Dtype, c: InferTensorContents) -> Result<Bytes, String> {
     if others > usize::from(filled) {
         return Err(format!("a {dtype} tensor's values go in `{field}` only"));
     }
+    fn narrow<T: Copy, N: TryFrom<T>, const W: usize>(
+        values: &[T],
+        bytes: fn(N) -> [u8; W],
+        dtype: Dtype,
+    ) -> Result<Bytes, String>
+    where
+        T: std::fmt::Display,
+    {
+        let mut out = Vec::with_capacity(values.len() * W);
+        for &v in values {
+            let n = N::try_from(v).map_err(|_| format!("{v} does not fit in {dtype}"))?;
+            out.extend_from_slice(&bytes(n));
+        }
+        Ok(out.into())
+    }
     Ok(match dtype {
         Dtype::Fp32 => le(&c.fp32_contents, f32::to_le_bytes),
         Dtype::Fp64 => le(&c.fp64_contents, f64::to_le_bytes),
         Dtype::Int32 => le(&c.int_contents, i32::to_le_bytes),
         Dtype::Int64 => le(&c.int64_contents, i64::to_le_bytes),
-        Dtype::Uint8 => {
-            let mut bytes = Vec::with_capacity(c.uint_contents.len());
-            for &v in &c.uint_contents {
-                bytes.push(u8::try_from(v).map_err(|_| format!("{v} does not fit in UINT8"))?);
-            }
-            bytes.into()
-        }
+        Dtype::Uint32 => le(&c.uint_contents, u32::to_le_bytes),
+        Dtype::Uint64 => le(&c.uint64_contents, u64::to_le_bytes),
+        Dtype::Uint8 => narrow(&c.uint_contents, u8::to_le_bytes, dtype)?,
+        Dtype::Uint16 => narrow(&c.uint_contents, u16::to_le_bytes, dtype)?,
+        Dtype::Int8 => narrow(&c.int_contents, i8::to_le_bytes, dtype)?,
+        Dtype::Int16 => narrow(&c.int_contents, i16::to_le_bytes, dtype)?,
+        Dtype::Bool => c
+            .bool_contents
+            .iter()
+            .map(|&b| u8::from(b))
+            .collect::<Vec<u8>>()
+            .into(),
+        Dtype::Bytes => strings::encode(&c.bytes_contents)
+            .map_err(|e| e.to_string())?
+            .into(),
         Dtype::Fp16 | Dtype::Bf16 => Bytes::new(),
     })
 }

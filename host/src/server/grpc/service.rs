@@ -93,6 +93,13 @@ fn data_type(dtype: Dtype) -> pb::DataType {
         Dtype::Uint8 => pb::DataType::TypeUint8,
         Dtype::Int32 => pb::DataType::TypeInt32,
         Dtype::Int64 => pb::DataType::TypeInt64,
+        Dtype::Bool => pb::DataType::TypeBool,
+        Dtype::Int8 => pb::DataType::TypeInt8,
+        Dtype::Int16 => pb::DataType::TypeInt16,
+        Dtype::Uint16 => pb::DataType::TypeUint16,
+        Dtype::Uint32 => pb::DataType::TypeUint32,
+        Dtype::Uint64 => pb::DataType::TypeUint64,
+        Dtype::Bytes => pb::DataType::TypeString,
     }
 }
 

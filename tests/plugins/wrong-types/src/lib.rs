@@ -1,4 +1,4 @@
-//! A component exporting `aimass:plugin/model@0.1.0` with `info`, `init` and
+//! A component exporting `aimass:plugin/model@0.2.0` with `info`, `init` and
 //! `infer`, whose types are not the contract's.
 
 wit_bindgen::generate!({ path: "wit", world: "impostor" });
