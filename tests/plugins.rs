@@ -7,8 +7,8 @@ use aimass::runtime::InstanceLimits;
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
 use aimass_test_artifacts::{
-    CHAOS, CLASSIFIER_HEAD, HOSTILE, PLUGIN_TEMPLATE, PROBER, SCALER, WRONG_TYPES, WRONG_WORLD,
-    foreach_plugin,
+    CHAOS, CLASSIFIER_HEAD, HOSTILE, OCR_CLASSIFY, OCR_DETECT, OCR_RECOGNISE, PLUGIN_TEMPLATE,
+    PROBER, SCALER, STRINGS, WRONG_TYPES, WRONG_WORLD, foreach_plugin,
 };
 use aimass_tests::{
     compute, digits_dir, digits_test_rows, f32_tensor, f32_values, i64_values, instance, load,
@@ -305,8 +305,85 @@ fn wrong_world() {
     assert_eq!(
         err.to_string(),
         "plugin `calculator` does not implement the aimass sub-model contract: it does not \
-         export `aimass:plugin/model@0.1.0` (its exports: [add]); build it with aimass-sdk \
+         export `aimass:plugin/model@0.2.0` (its exports: [add]); build it with aimass-sdk \
          and `export_sub_model!`"
+    );
+}
+
+/// BYTES in and out of a plugin: empty, multi-byte and non-UTF-8 elements
+/// arrive as they were sent and come back as the plugin made them.
+#[tokio::test]
+async fn strings() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "strings", STRINGS);
+    let mut node = instance(&runtime, &plugin, "strings").await;
+    node.init(vec![("prefix".into(), ParamValue::Text(">".into()))])
+        .await
+        .unwrap();
+    let info = node.info().await.unwrap();
+    assert_eq!(info.inputs, vec![spec("text", Dtype::Bytes, &[-1])]);
+    let elements: Vec<&[u8]> = vec![b"", "größe 文字".as_bytes(), b"\xff\x00a"];
+    let text = aimass::tensor::Tensor::from_strings(vec![3], &elements).unwrap();
+    let outputs = node.infer(vec![("text".into(), text)]).await.unwrap();
+    let upper = &outputs.iter().find(|(n, _)| n == "upper").unwrap().1;
+    assert_eq!(upper.dtype(), Dtype::Bytes);
+    assert_eq!(
+        upper.strings(),
+        [&b">"[..], ">GRößE 文字".as_bytes(), b">\xff\x00A"]
+    );
+    let length = &outputs.iter().find(|(n, _)| n == "length").unwrap().1;
+    assert_eq!(i64_values(length), [0, 14, 3]);
+}
+
+/// The OCR plugins describe the tensors they pass along the pipeline; their
+/// work on real models is tested in ocr.rs.
+#[tokio::test]
+async fn ocr_detect() {
+    let info = describe("ocr-detect", OCR_DETECT).await;
+    assert_eq!(info.inputs, vec![spec("image", Dtype::Bytes, &[1])]);
+    assert_eq!(
+        info.outputs,
+        vec![
+            spec("crops", Dtype::Uint8, &[-1, 48, -1, 3]),
+            spec("widths", Dtype::Int32, &[-1]),
+            spec("boxes", Dtype::Fp32, &[-1, 4, 2]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ocr_classify() {
+    let info = describe("ocr-classify", OCR_CLASSIFY).await;
+    assert_eq!(info.kind, ModelKind::Classifier);
+    assert_eq!(info.labels, Some(vec!["0".to_string(), "180".to_string()]));
+    assert_eq!(info.outputs.len(), 5);
+}
+
+#[tokio::test]
+async fn ocr_recognise() {
+    let info = describe("ocr-recognise", OCR_RECOGNISE).await;
+    assert_eq!(
+        info.outputs,
+        vec![
+            spec("text", Dtype::Bytes, &[-1]),
+            spec("confidence", Dtype::Fp32, &[-1]),
+            spec("boxes", Dtype::Fp32, &[-1, 4, 2]),
+        ]
+    );
+    // Its character list is a granted graph: without one, init says so.
+    let runtime = runtime();
+    let plugin = load(&runtime, "ocr-recognise", OCR_RECOGNISE);
+    let mut node = instance(&runtime, &plugin, "read").await;
+    let err = node
+        .init(vec![
+            ("graph".into(), ParamValue::Text("rec".into())),
+            ("characters".into(), ParamValue::Text("chars".into())),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("graph `chars`: not-found"),
+        "{err}"
     );
 }
 
