@@ -70,11 +70,11 @@ def line_text(rng: random.Random) -> str:
     return text
 
 
-def page(rng: random.Random, font_files, upside_down_share: float):
+def page(rng: random.Random, font_files, upside_down_share: float, max_height: int):
     width = rng.choice([640, 800, 960])
     lines = []
     y = rng.randint(20, 50)
-    canvas = Image.new("RGB", (width, 1400), "white")
+    canvas = Image.new("RGB", (width, max_height + 200), "white")
     while True:
         size = rng.randint(18, 34)
         font = ImageFont.truetype(rng.choice(font_files), size)
@@ -83,7 +83,7 @@ def page(rng: random.Random, font_files, upside_down_share: float):
         w, h = right - left, bottom - top
         if w > width - 40:
             continue
-        if y + h + 20 > 1200:
+        if y + h + 20 > max_height:
             break
         x = rng.randint(20, width - 20 - w)
         strip = Image.new("RGB", (w + 8, h + 8), "white")
@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--upside-down", type=float, default=0.15)
+    parser.add_argument("--max-height", type=int, default=1200, help="page height at most")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +112,7 @@ def main() -> None:
     font_files = fonts()
     labels = []
     for index in range(args.pages):
-        image, lines = page(rng, font_files, args.upside_down)
+        image, lines = page(rng, font_files, args.upside_down, args.max_height)
         name = f"page-{index:03d}.png"
         image.save(out / name)
         labels.append({"file": name, "lines": lines})

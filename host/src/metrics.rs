@@ -63,6 +63,10 @@ pub const CAPTURE_FILES: &str = "aimass_capture_files_total";
 /// Capture files deleted by the retention limits, per model.
 pub const CAPTURE_DELETED: &str = "aimass_capture_files_deleted_total";
 
+/// One native `wasi:nn` compute, per graph: with the node's own time, it
+/// tells the plugin's work (decoding, pre- and post-processing in WASM)
+/// from the native kernels'.
+pub const NN_COMPUTE_SECONDS: &str = "aimass_nn_compute_duration_seconds";
 /// tract's plans per concrete input shape, by event (`hit`, `miss`,
 /// `built`, `evicted`), over all graphs.
 pub const TRACT_PLANS: &str = "aimass_tract_plans_total";
@@ -282,6 +286,12 @@ pub fn shadow_dropped(shadow: &str) {
 pub fn rollout(model: &str, to_share: f64, event: &'static str) {
     gauge!(ROLLOUT_SHARE, "model" => model.to_string()).set(to_share);
     counter!(ROLLOUT_EVENTS, "model" => model.to_string(), "event" => event).increment(1);
+}
+
+/// The histogram of `graph`'s native computes, kept by the granted graph
+/// so that a compute records without a lookup.
+pub fn compute_timer(graph: &str) -> Histogram {
+    histogram!(NN_COMPUTE_SECONDS, "graph" => graph.to_string())
 }
 
 /// The histogram of `hierarchy`'s calls, kept by the hierarchy so that a

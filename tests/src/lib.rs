@@ -129,6 +129,15 @@ pub async fn open_config(
     aimass::repository::Repository::start(file).await
 }
 
+/// PaddleOCR's models as `examples/ocr/fetch_models.py` unpacks them:
+/// `AIMASS_OCR_MODELS`, else the example's own folder.
+pub fn ocr_models_dir() -> std::path::PathBuf {
+    match std::env::var_os("AIMASS_OCR_MODELS") {
+        Some(dir) => dir.into(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ocr/models"),
+    }
+}
+
 /// A fresh folder under the system's temp dir, for one test.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -161,6 +170,7 @@ pub fn write_config(relative: &str) -> std::path::PathBuf {
         .replace("@PLUGINS@", &plugins.display().to_string())
         .replace("@DIGITS@", &digits_dir().display().to_string())
         .replace("@CACHE@", &dir.join("cache").display().to_string())
+        .replace("@OCR@", &ocr_models_dir().display().to_string())
         // Paths relative to tests/configs, for configs that are also
         // opened in place (tests/configs/hierarchies.toml).
         .replace(

@@ -1,6 +1,9 @@
-//! `aimass eval CONFIG --model NAME --data FILE.csv|CAPTURE [--batch N] [--json]`.
+//! `aimass eval CONFIG --model NAME --data FILE.csv|CAPTURE|IMAGES [--batch N] [--json]`
+//! (IMAGES: a folder of images with `labels.json`, for models that read text).
 
-use crate::eval::{Dataset, evaluate, input_name, read_capture, render};
+use crate::eval::{
+    Dataset, evaluate, evaluate_text, input_name, is_text_set, read_capture, render, render_text,
+};
 use crate::repository::Repository;
 use std::path::Path;
 
@@ -27,6 +30,18 @@ pub async fn run(
             names.join(", ")
         )
     })?;
+    if is_text_set(data) {
+        let report = evaluate_text(served, data).await?;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            );
+        } else {
+            print!("{}", render_text(&report));
+        }
+        return Ok(());
+    }
     let (dataset, live) = match csv {
         Some(dataset) => (dataset, None),
         None => {

@@ -74,9 +74,10 @@ enum Command {
         /// The model (a node or a hierarchy) to score.
         #[arg(long, env = "AIMASS_MODEL")]
         model: String,
-        /// A CSV with a header (feature columns and `label`), or a model's
+        /// A CSV with a header (feature columns and `label`), a model's
         /// capture folder (`FOLDER/MODEL`): its one-row requests with a
-        /// feedback label.
+        /// feedback label, or a folder of images with `labels.json` (for a
+        /// model that reads text: BYTES image in, `text` and `boxes` out).
         #[arg(long, env = "AIMASS_DATA")]
         data: PathBuf,
         /// Samples per request: 1 measures latency, larger sizes the cost

@@ -5,10 +5,12 @@
 mod capture;
 mod report;
 mod scores;
+mod text;
 
 pub use capture::{Captured, Live, read_capture};
 pub use report::render;
 pub use scores::{ClassScores, Scores, roc_auc, score};
+pub use text::{TextReport, evaluate_text, is_text_set, render_text};
 
 use crate::graph::{Request, Served};
 use crate::runtime::Dtype;
@@ -286,7 +288,7 @@ pub(crate) fn stage_counts(
         .collect()
 }
 
-fn latency(micros: &mut [f64]) -> Latency {
+pub(crate) fn latency(micros: &mut [f64]) -> Latency {
     micros.sort_by(f64::total_cmp);
     let at = |q: f64| {
         let index = ((micros.len() as f64 * q).ceil() as usize).saturating_sub(1);

@@ -234,7 +234,10 @@ mod tests {
     }
 
     fn value(name: &str, elem_type: i32, dims: Vec<dimension::Value>) -> ValueInfoProto {
-        let dim = dims.into_iter().map(|v| Dimension { value: Some(v), ..Default::default() });
+        let dim = dims.into_iter().map(|v| Dimension {
+            value: Some(v),
+            ..Default::default()
+        });
         ValueInfoProto {
             name: name.into(),
             r#type: Some(TypeProto {
@@ -271,15 +274,27 @@ mod tests {
                 cast("n32", "n64", INT64),
                 node("Constant", &[], "k32", vec![constant]),
                 cast("k32", "k64", INT64),
-                node("Concat", &["n64", "k64"], "shape", vec![AttributeProto {
-                    name: "axis".into(),
-                    r#type: 2,
-                    ..Default::default()
-                }]),
+                node(
+                    "Concat",
+                    &["n64", "k64"],
+                    "shape",
+                    vec![AttributeProto {
+                        name: "axis".into(),
+                        r#type: 2,
+                        ..Default::default()
+                    }],
+                ),
                 node("Reshape", &["x", "shape"], "y", vec![]),
             ],
             initializer: vec![int64s("zero", &[0]), int64s("one", &[1])],
-            input: vec![value("x", 1, vec![dimension::Value::DimParam("N".into()), dimension::Value::DimValue(4)])],
+            input: vec![value(
+                "x",
+                1,
+                vec![
+                    dimension::Value::DimParam("N".into()),
+                    dimension::Value::DimValue(4),
+                ],
+            )],
             output: vec![value("y", 1, vec![])],
             ..Default::default()
         };
@@ -297,8 +312,14 @@ mod tests {
     fn types_with_a_symbolic_batch(proto: &ModelProto) -> TractResult<TypedModel> {
         let mut model = tract_onnx::onnx().model_for_proto_model(proto)?;
         let n = model.symbols.sym("N");
-        let dims = tvec![GenericFactoid::Only(TDim::Sym(n)), GenericFactoid::Only(4.to_dim())];
-        model.set_input_fact(0, InferenceFact::dt_shape(DatumType::F32, ShapeFactoid::closed(dims)))?;
+        let dims = tvec![
+            GenericFactoid::Only(TDim::Sym(n)),
+            GenericFactoid::Only(4.to_dim())
+        ];
+        model.set_input_fact(
+            0,
+            InferenceFact::dt_shape(DatumType::F32, ShapeFactoid::closed(dims)),
+        )?;
         model.into_typed()
     }
 
@@ -310,7 +331,13 @@ mod tests {
             "tract cannot fold the casts itself (if it can now, this rewrite may go)"
         );
         let folded = fold_shape_casts(&mut proto);
-        assert_eq!(folded, Folded { casts: 3, constants: 1 });
+        assert_eq!(
+            folded,
+            Folded {
+                casts: 3,
+                constants: 1
+            }
+        );
         let graph = proto.graph.as_ref().unwrap();
         assert!(graph.node.iter().all(|n| n.op_type != "Cast"));
         let typed = types_with_a_symbolic_batch(&proto).unwrap();

@@ -26,7 +26,10 @@ impl GrantedGraphs {
             graphs: Arc::new(
                 graphs
                     .into_iter()
-                    .map(|(name, graph)| (name, Arc::new(GrantedGraph::new(graph))))
+                    .map(|(name, graph)| {
+                        let granted = GrantedGraph::new(graph).timed(&name);
+                        (name, Arc::new(granted))
+                    })
                     .collect(),
             ),
         }

@@ -39,6 +39,7 @@ pub struct GrantedGraph {
     /// The backend's graph.
     pub graph: Graph,
     last_compute_nanos: AtomicU64,
+    compute_seconds: Option<metrics::Histogram>,
 }
 
 impl GrantedGraph {
@@ -47,7 +48,14 @@ impl GrantedGraph {
         GrantedGraph {
             graph,
             last_compute_nanos: AtomicU64::new(0),
+            compute_seconds: None,
         }
+    }
+
+    /// Also records each compute's time under `name` in `/metrics`.
+    pub fn timed(mut self, name: &str) -> Self {
+        self.compute_seconds = Some(crate::metrics::compute_timer(name));
+        self
     }
 
     pub(crate) fn is_slow(&self) -> bool {
@@ -57,6 +65,9 @@ impl GrantedGraph {
     pub(crate) fn record(&self, took: Duration) {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.last_compute_nanos.store(nanos, Ordering::Relaxed);
+        if let Some(histogram) = &self.compute_seconds {
+            histogram.record(took.as_secs_f64());
+        }
     }
 }
 
