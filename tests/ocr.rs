@@ -137,6 +137,50 @@ async fn a_page_is_read_over_rest_and_grpc() {
         truth.len()
     );
 
+    // The example README's curl, as printed, on its sample image.
+    let readme = std::fs::read_to_string(root().join("examples/ocr/README.md")).unwrap();
+    let curl = readme
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap_or_default())
+        .find(|b| b.contains("curl "))
+        .expect("a curl command in examples/ocr/README.md")
+        .replace("127.0.0.1:8000", server.base.trim_start_matches("http://"));
+    let ran = tokio::task::spawn_blocking({
+        let curl = curl.clone();
+        move || {
+            std::process::Command::new("sh")
+                .args(["-c", &curl])
+                .current_dir(root())
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let sample: Value = serde_json::from_slice(&ran.stdout)
+        .unwrap_or_else(|e| panic!("{curl}: {e}: {}", String::from_utf8_lossy(&ran.stdout)));
+    let sample_text: Vec<String> = output(&sample, "text")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| squeezed(t.as_str().unwrap()))
+        .collect();
+    let printed = [
+        "Country payment thing big they",
+        "after could their.",
+        "21822 then country",
+        "Sound is now little each",
+        "sun most form 61937 off.",
+        "air never and me as",
+    ];
+    let right = printed
+        .iter()
+        .filter(|p| sample_text.contains(&squeezed(p)))
+        .count();
+    assert!(right >= 5, "{sample_text:?}");
+    assert!(readme.contains(&format!("\"shape\":[{}]", sample_text.len())));
+
     // The same page over gRPC, as BYTES contents.
     let mut grpc = GrpcInferenceServiceClient::connect(server.grpc.clone())
         .await

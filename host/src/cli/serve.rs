@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// How often `--watch` polls, in milliseconds.
     #[arg(long, env = "AIMASS_WATCH_INTERVAL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(50..=3_600_000))]
     pub watch_interval_ms: u64,
+    /// Threads one tract compute may split its matrix products over (as
+    /// ONNX Runtime's intra-op threads). 1, the default, keeps each compute
+    /// on its own thread: best for many small concurrent requests; more
+    /// lowers the latency of one large graph (an OCR page) when cores are
+    /// idle.
+    #[arg(long, env = "AIMASS_TRACT_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub tract_threads: u32,
 }
 
 impl ServeArgs {
@@ -132,6 +139,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     if args.build {
         build_plugins(&args.config)?;
     }
+    crate::nn::set_tract_threads(args.tract_threads as usize);
     let listen = resolve_listen(&args.listen).await?;
     let grpc_listen = match args.grpc_listen.as_str() {
         "off" => None,

@@ -17,6 +17,7 @@ mod vector_state;
 
 pub use error::NnError;
 pub use signature::{Signature, shape_text};
+pub use tract::set_threads as set_tract_threads;
 
 use crate::runtime::GrantedGraphs;
 use std::collections::BTreeMap;

@@ -24,6 +24,17 @@ pub fn load_onnx(bytes: &[u8]) -> Result<(Graph, Signature), String> {
     Ok((graph.into(), signature))
 }
 
+/// Splits every tract compute's matrix products over a pool of `threads`
+/// (one: each compute on the thread that runs it, the default).
+pub fn set_threads(threads: usize) {
+    use tract_linalg::multithread::{Executor, set_default_executor};
+    if threads > 1 {
+        set_default_executor(Executor::multithread_with_name(threads, "aimass-tract"));
+    } else {
+        set_default_executor(Executor::SingleThread);
+    }
+}
+
 /// How concrete plans are made.
 enum Source {
     /// The graph typed with symbolic dimensions: a plan fixes the symbols.
