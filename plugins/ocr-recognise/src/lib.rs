@@ -12,6 +12,10 @@
 //! UTF-8 text, one character per line; `examples/ocr/fetch_models.py`
 //! writes it from the recogniser's ONNX metadata).
 //!
+//! With `halfwidth = true`, fullwidth ASCII forms (`，` `！`, which these
+//! Chinese-trained models often read for Latin punctuation) come out as
+//! ASCII.
+//!
 //! Outputs: `text` BYTES `[lines]` (UTF-8), `confidence` FP32 `[lines]`
 //! (the mean probability of the characters kept; 0 for an empty line), and
 //! `boxes` passed on as they came.
@@ -28,6 +32,7 @@ const KNOWN: &[&str] = &[
     "width-step",
     "line-height",
     "kind",
+    "halfwidth",
 ];
 
 /// The configured recogniser.
@@ -40,6 +45,7 @@ pub struct Recognise {
     width_step: usize,
     line_height: u32,
     kind: ModelKind,
+    halfwidth: bool,
 }
 
 fn info(kind: ModelKind, line_height: i64) -> ModelInfo {
@@ -85,6 +91,7 @@ impl SubModel for Recognise {
             width_step,
             line_height: params.get_or("line-height", 48)?,
             kind,
+            halfwidth: params.get_or("halfwidth", false)?,
         })
     }
 
@@ -121,7 +128,7 @@ impl SubModel for Recognise {
                 * self.width_step;
             let decoded = self.read(&pixels, group, height, width, padded)?;
             for (&line, (text, confidence)) in group.iter().zip(decoded) {
-                texts[line] = text;
+                texts[line] = if self.halfwidth { halfwidth(&text) } else { text };
                 confidences[line] = confidence;
             }
         }
@@ -219,6 +226,19 @@ fn ctc_greedy(scores: &[f32], classes: usize, characters: &[String]) -> (String,
     (text, confidence)
 }
 
+/// Fullwidth forms of ASCII (`，` `！` `（`, which PaddleOCR's Chinese
+/// recognisers often read for printed Latin punctuation) as ASCII, and the
+/// ideographic space as a space.
+fn halfwidth(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            other => other,
+        })
+        .collect()
+}
+
 /// The character list from its granted graph: index 0 the CTC blank.
 fn read_characters(graph: &str) -> Result<Vec<String>> {
     let graph = Graph::by_name(graph)?;
@@ -253,6 +273,11 @@ fn read_characters(graph: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fullwidth_punctuation_becomes_ascii() {
+        assert_eq!(halfwidth("a，b！（Ｃ）　文"), "a,b!(C) 文");
+    }
 
     #[test]
     fn greedy_ctc_drops_blanks_and_repeats() {
