@@ -11,6 +11,9 @@
 #
 #   bash tests/load/ocr.sh
 #
+# tract runs twice: one thread per compute (the default), and
+# --tract-threads equal to the cores (ONNX Runtime's default intra-op threads).
+#
 # Environment: PAGES (8), ROUNDS (2, after a warm-up round), PORT (18740),
 # AIMASS_BIN (target/release/aimass, built with --features onnxruntime),
 # PYTHON (a python with Pillow; ~/.cache/aimass/ci-venv/bin/python),
@@ -54,7 +57,7 @@ sed 's/^path = "models\/\(.*\)"$/path = "models\/\1"\nbackend = "onnxruntime"/' 
 
 serve() {
   AIMASS_GRPC_LISTEN=off "$BIN" serve "$1" --listen "127.0.0.1:$PORT" \
-    --request-timeout-ms 600000 > "$WORK/server.log" 2>&1 &
+    --request-timeout-ms 600000 --tract-threads "$2" > "$WORK/server.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 1200); do
     curl -sf -o /dev/null "$URL/v2/health/ready" && return
@@ -77,10 +80,15 @@ breakdown() {
     }' | sort
 }
 
-for backend in tract onnxruntime; do
+# tract with one thread per compute (the default), then with as many as
+# ONNX Runtime uses here (its default: one per core), then ONNX Runtime.
+CORES=$(nproc)
+for run in tract:1 "tract:$CORES" onnxruntime:1; do
+  backend=${run%%:*}; threads=${run##*:}
   config=examples/ocr/aimass.toml
   [ "$backend" = onnxruntime ] && config=$ORT_CONFIG
-  serve "$config"
+  [ "$backend" = tract ] && backend="tract-t$threads"
+  serve "$config" "$threads"
   for model in ocr-v4 ocr; do
     for c in 1 4; do
       printf 'aimass %-12s %-6s c=%d  ' "$backend" "$model" "$c"
