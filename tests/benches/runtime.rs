@@ -120,7 +120,7 @@ fn plugin_vs_native(c: &mut Criterion) {
                 // A copy of the bytes per call, as the plugin path makes one.
                 let input = NamedTensor {
                     name: "input".into(),
-                    tensor: x.clone().into_backend(),
+                    tensor: x.clone().into_backend().expect("an FP32 tensor"),
                 };
                 black_box(context.compute_with_io(vec![input]).expect("native"))
             })

@@ -113,7 +113,7 @@ impl ListColumn {
             return self.push(tensor.data(), tensor.element_count());
         }
         let too_big = || ArrowError::ComputeError("a file holds at most 2 GiB of BYTES".into());
-        let mut count = 0;
+        let mut count = 0usize;
         for element in tensor.strings() {
             self.values.extend_from_slice(element);
             let end = i32::try_from(self.values.len()).map_err(|_| too_big())?;

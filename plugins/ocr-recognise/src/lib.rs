@@ -128,7 +128,11 @@ impl SubModel for Recognise {
                 * self.width_step;
             let decoded = self.read(&pixels, group, height, width, padded)?;
             for (&line, (text, confidence)) in group.iter().zip(decoded) {
-                texts[line] = if self.halfwidth { halfwidth(&text) } else { text };
+                texts[line] = if self.halfwidth {
+                    halfwidth(&text)
+                } else {
+                    text
+                };
                 confidences[line] = confidence;
             }
         }

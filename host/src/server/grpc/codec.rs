@@ -165,14 +165,11 @@ fn typed_bytes(dtype: Dtype, c: InferTensorContents) -> Result<Bytes, String> {
     if others > usize::from(filled) {
         return Err(format!("a {dtype} tensor's values go in `{field}` only"));
     }
-    fn narrow<T: Copy, N: TryFrom<T>, const W: usize>(
+    fn narrow<T: Copy + std::fmt::Display, N: TryFrom<T>, const W: usize>(
         values: &[T],
         bytes: fn(N) -> [u8; W],
         dtype: Dtype,
-    ) -> Result<Bytes, String>
-    where
-        T: std::fmt::Display,
-    {
+    ) -> Result<Bytes, String> {
         let mut out = Vec::with_capacity(values.len() * W);
         for &v in values {
             let n = N::try_from(v).map_err(|_| format!("{v} does not fit in {dtype}"))?;
