@@ -7,8 +7,8 @@ use aimass::runtime::InstanceLimits;
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
 use aimass_test_artifacts::{
-    CHAOS, CLASSIFIER_HEAD, HOSTILE, OCR_CLASSIFY, OCR_DETECT, OCR_RECOGNISE, PLUGIN_TEMPLATE,
-    PROBER, SCALER, STRINGS, WRONG_TYPES, WRONG_WORLD, foreach_plugin,
+    CHAOS, CLASSIFIER_HEAD, HOSTILE, OCR_CLASSIFY, OCR_DETECT, OCR_RECOGNISE, OLD_CONTRACT,
+    PLUGIN_TEMPLATE, PROBER, SCALER, STRINGS, WRONG_TYPES, WRONG_WORLD, foreach_plugin,
 };
 use aimass_tests::{
     compute, digits_dir, digits_test_rows, f32_tensor, f32_values, i64_values, instance, load,
@@ -307,6 +307,27 @@ fn wrong_world() {
         "plugin `calculator` does not implement the aimass sub-model contract: it does not \
          export `aimass:plugin/model@0.2.0` (its exports: [add]); build it with aimass-sdk \
          and `export_sub_model!`"
+    );
+}
+
+/// A plugin built against contract 0.1.0 (before BYTES) is refused at load,
+/// and the message says what to rebuild it with.
+#[test]
+fn old_contract() {
+    let runtime = runtime();
+    let err = runtime
+        .load("old", std::path::Path::new(OLD_CONTRACT), None)
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::WrongWorld { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "plugin `old` does not implement the aimass sub-model contract: it exports \
+             `aimass:plugin/model@0.1.0`, but this host speaks `aimass:plugin/model@0.2.0`; \
+             rebuild it against aimass-sdk {} (contract 0.2.0 added BYTES and the other \
+             protocol types)",
+            env!("CARGO_PKG_VERSION")
+        )
     );
 }
 

@@ -182,7 +182,7 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<(), String> {
             Some(found) => format!(
                 "it exports `{found}`, but this host speaks `{MODEL_EXPORT}`; \
                  rebuild it against aimass-sdk {} (contract 0.2.0 added BYTES and the \
-                 other protocol types; the plugin's own code needs no change)",
+                 other protocol types)",
                 env!("CARGO_PKG_VERSION")
             ),
             None => format!(
