@@ -11,6 +11,8 @@ appended last, as RapidOCR does) is written beside it as
 `<model>.characters.onnx`, a graph with no inputs whose one output
 `characters` (UINT8) is that text: the operator grants it to the recogniser
 like any graph (a plugin cannot read ONNX metadata through wasi:nn).
+It also writes `best_class.onnx` (ArgMax and ReduceMax over the classes),
+which the recognisers run on their scores natively.
 
 Standard library only; run with any Python 3.9+ that has pip:
 
@@ -174,6 +176,38 @@ def constant_graph(name: str, data: bytes) -> bytes:
     return varint_field(1, 8) + field(8, opset) + field(7, graph)
 
 
+def best_class_graph() -> bytes:
+    """An ONNX model (opset 13): `scores` FP32 [N, T, C] in; per step the
+    best class (`index` INT64 [N, T]) and its probability (`score` FP32
+    [N, T]) out. The recogniser hands its output to it as it is, so greedy
+    CTC decoding reads N×T values instead of N×T×C."""
+    def attribute_int(name: str, value: int) -> bytes:
+        return field(1, name.encode()) + varint_field(3, value) + varint_field(20, 2)  # INT
+
+    def attribute_ints(name: str, values) -> bytes:
+        return field(1, name.encode()) + b"".join(varint_field(8, v) for v in values) + varint_field(20, 7)
+
+    def node(op: str, inputs, outputs, attributes) -> bytes:
+        return (b"".join(field(1, i.encode()) for i in inputs)
+                + b"".join(field(2, o.encode()) for o in outputs)
+                + field(4, op.encode())
+                + b"".join(field(5, a) for a in attributes))
+
+    def value(name: str, elem_type: int, dims) -> bytes:
+        shape = b"".join(field(1, field(2, d.encode())) for d in dims)  # dim { dim_param }
+        tensor_type = varint_field(1, elem_type) + field(2, shape)
+        return field(1, name.encode()) + field(2, field(1, tensor_type))
+
+    argmax = node("ArgMax", ["scores"], ["index"], [attribute_int("axis", 2), attribute_int("keepdims", 0)])
+    reducemax = node("ReduceMax", ["scores"], ["score"], [attribute_ints("axes", [2]), attribute_int("keepdims", 0)])
+    graph = (field(1, argmax) + field(1, reducemax) + field(2, b"best_class")
+             + field(11, value("scores", 1, ["N", "T", "C"]))
+             + field(12, value("index", 7, ["N", "T"]))
+             + field(12, value("score", 1, ["N", "T"])))
+    opset = field(1, b"") + varint_field(2, 13)
+    return varint_field(1, 8) + field(8, opset) + field(7, graph)
+
+
 def main() -> None:
     MODELS.mkdir(exist_ok=True)
     wheels = {}
@@ -203,6 +237,9 @@ def main() -> None:
                 constant_graph("characters", text.encode("utf-8"))
             )
         print(f"{target.relative_to(HERE)}: {len(data)} bytes, sha256 ok")
+    best = MODELS / "best_class.onnx"
+    best.write_bytes(best_class_graph())
+    print(f"{best.relative_to(HERE)}: written")
 
 
 if __name__ == "__main__":
