@@ -2,8 +2,8 @@
 """Generates a labelled OCR test set: pages of printed lines with their
 true text and boxes, the same for the same seed.
 
-Fonts come from Debian packages (fonts-dejavu-core; fonts-liberation when
-installed). Some lines are printed upside down, so the angle classifier has
+Fonts come from Debian's fonts-dejavu-core only, so the same seed draws
+the same pages on every machine that has it. Some lines are printed upside down, so the angle classifier has
 work to do. Needs Pillow.
 
     python3 examples/ocr/make_pages.py --out target/ocr-pages --pages 8 --seed 1
@@ -46,8 +46,6 @@ FONT_PATTERNS = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
     "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-    "/usr/share/fonts/truetype/liberation*/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation*/LiberationSerif-Regular.ttf",
 ]
 
 
