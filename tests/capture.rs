@@ -5,7 +5,7 @@
 //! request. (A process killed mid-capture: host/tests/capture_kill.rs.)
 
 use aimass::server::Limits;
-use aimass_tests::{TestServer, digits_test_rows, read_json};
+use aimass_tests::{TestServer, digits_test_rows, output, read_json};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -112,15 +112,6 @@ fn f32_bits(values: &Value) -> Vec<u32> {
         .iter()
         .map(|v| (v.as_f64().unwrap() as f32).to_bits())
         .collect()
-}
-
-fn output<'a>(answer: &'a Value, name: &str) -> &'a Value {
-    answer["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == name)
-        .unwrap_or_else(|| panic!("no output {name}: {answer}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@
 use aimass::server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use aimass::server::grpc::proto::{self as pb, model_infer_request::InferInputTensor};
 use aimass::tensor::strings;
-use aimass_tests::{TestServer, ocr_models_dir, temp_dir};
+use aimass_tests::{TestServer, ocr_models_dir, output, temp_dir};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -67,30 +67,10 @@ fn pages(dir: &Path, count: u32, seed: u32) -> Value {
 
 async fn post_image(server: &TestServer, model: &str, image: &[u8]) -> (u16, Value) {
     let element = strings::encode(&[image]).unwrap();
-    let header = serde_json::to_vec(&json!({"inputs": [{"name": "image", "shape": [1],
-        "datatype": "BYTES", "parameters": {"binary_data_size": element.len()}}]}))
-    .unwrap();
-    let mut body = header.clone();
-    body.extend_from_slice(&element);
-    let response = server
-        .client
-        .post(server.url(&format!("/v2/models/{model}/infer")))
-        .header("Inference-Header-Content-Length", header.len().to_string())
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn output<'a>(answer: &'a Value, name: &str) -> &'a Value {
-    answer["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == name)
-        .unwrap_or_else(|| panic!("no output {name} in {answer}"))
+    let header = json!({"inputs": [{"name": "image", "shape": [1],
+        "datatype": "BYTES", "parameters": {"binary_data_size": element.len()}}]});
+    let (status, answer, _) = server.post_binary(model, &header, &element).await;
+    (status, answer)
 }
 
 fn squeezed(text: &str) -> String {

@@ -273,6 +273,9 @@ async fn server_model_and_repository_endpoints() {
         "aimass_node_duration_seconds_bucket{node=\"features\"",
         "aimass_node_queue_duration_seconds_bucket{node=\"student-head\"",
         "aimass_node_instances_in_use{node=\"features\"} 0",
+        // Every native compute, per granted graph.
+        "aimass_nn_compute_duration_seconds_bucket{graph=\"features\"",
+        "aimass_tract_plans_total{event=\"built\"}",
     ] {
         assert!(metrics.contains(line), "/metrics lacks {line}:\n{metrics}");
     }

@@ -8,7 +8,7 @@ use aimass::server::Limits;
 use aimass::server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use aimass::server::grpc::proto::{self as pb, model_infer_request::InferInputTensor};
 use aimass::tensor::strings;
-use aimass_tests::TestServer;
+use aimass_tests::{TestServer, output, run_python};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -18,46 +18,6 @@ async fn server() -> TestServer {
 
 fn text_input(data: Value, shape: &[usize]) -> Value {
     json!({"inputs": [{"name": "text", "shape": shape, "datatype": "BYTES", "data": data}]})
-}
-
-/// Posts a binary-extension body: `header` JSON then `tail`; the status,
-/// the JSON part and the binary part of the answer.
-async fn post_binary(
-    server: &TestServer,
-    model: &str,
-    header: Value,
-    tail: &[u8],
-) -> (u16, Value, Vec<u8>) {
-    let json = serde_json::to_vec(&header).unwrap();
-    let mut body = json.clone();
-    body.extend_from_slice(tail);
-    let response = server
-        .client
-        .post(server.url(&format!("/v2/models/{model}/infer")))
-        .header("Inference-Header-Content-Length", json.len().to_string())
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let length: Option<usize> = response
-        .headers()
-        .get("inference-header-content-length")
-        .map(|v| v.to_str().unwrap().parse().unwrap());
-    let bytes = response.bytes().await.unwrap().to_vec();
-    let split = length.unwrap_or(bytes.len());
-    let answer = serde_json::from_slice(&bytes[..split]).unwrap_or(Value::Null);
-    (status, answer, bytes[split..].to_vec())
-}
-
-fn output<'a>(answer: &'a Value, name: &str) -> &'a Value {
-    answer["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == name)
-        .unwrap_or_else(|| panic!("no output {name} in {answer}"))
 }
 
 #[tokio::test]
@@ -90,7 +50,7 @@ async fn bytes_round_trip_as_binary_including_non_utf8_and_many_elements() {
                     "parameters": {"binary_data_size": tail.len()}}],
         "outputs": [{"name": "upper", "parameters": {"binary_data": true}}, {"name": "length"}]
     });
-    let (status, answer, binary) = post_binary(&server, "shout", header, &tail).await;
+    let (status, answer, binary) = server.post_binary("shout", &header, &tail).await;
     assert_eq!(status, 200, "{answer}");
     let upper = output(&answer, "upper");
     assert_eq!(upper["parameters"]["binary_data_size"], binary.len());
@@ -105,7 +65,7 @@ async fn bytes_round_trip_as_binary_including_non_utf8_and_many_elements() {
     let tail = strings::encode(&[[0xfeu8, 0xff]]).unwrap();
     let header = json!({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
                         "parameters": {"binary_data_size": tail.len()}}]});
-    let (status, answer, binary) = post_binary(&server, "shout", header, &tail).await;
+    let (status, answer, binary) = server.post_binary("shout", &header, &tail).await;
     assert_eq!(status, 200, "{answer}");
     assert!(output(&answer, "upper").get("data").is_none(), "{answer}");
     assert_eq!(binary, strings::encode(&[[0xfeu8, 0xff]]).unwrap());
@@ -130,7 +90,7 @@ async fn bad_framing_and_oversized_elements_are_refused_naming_the_input() {
     for (tail, count, expected) in cases {
         let header = json!({"inputs": [{"name": "text", "shape": [count], "datatype": "BYTES",
                             "parameters": {"binary_data_size": tail.len()}}]});
-        let (status, answer, _) = post_binary(&server, "shout", header, &tail).await;
+        let (status, answer, _) = server.post_binary("shout", &header, &tail).await;
         assert_eq!(status, 400, "{answer}");
         let error = answer["error"].as_str().unwrap();
         assert!(error.starts_with("input `text`: BYTES data: "), "{error}");
@@ -321,17 +281,7 @@ field = t.schema.field("input:text")
 assert field.metadata[b"aimass:datatype"] == b"BYTES", field.metadata
 print("ok")
 "#;
-    let output = std::process::Command::new(python)
-        .args(["-c", script])
-        .arg(&folder)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_python(python, vec!["-c".into(), script.into(), folder.into()]).await;
     let _ = std::fs::remove_dir_all(server.config.parent().unwrap());
 }
 
@@ -341,24 +291,11 @@ async fn stock_tritonclient_sends_and_reads_bytes() {
     let server = server().await;
     let python = std::env::var("AIMASS_PYTHON").expect("AIMASS_PYTHON");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/tritonclient_bytes.py");
-    let args = [
-        server.base.trim_start_matches("http://").to_string(),
-        server.grpc.trim_start_matches("http://").to_string(),
+    let args = vec![
+        script.into(),
+        server.base.trim_start_matches("http://").into(),
+        server.grpc.trim_start_matches("http://").into(),
     ];
-    // The server runs on this test's runtime: the client waits elsewhere.
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("checks passed"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_python(python, args).await;
+    assert!(stdout.contains("checks passed"), "{stdout}");
 }

@@ -334,6 +334,38 @@ impl TestServer {
     }
 
     /// The text of `/metrics`.
+    /// POSTs a binary-extension body to `model`'s infer endpoint: `header`
+    /// as the JSON part, then `tail`; the status, the answer's JSON part and
+    /// its binary part.
+    pub async fn post_binary(
+        &self,
+        model: &str,
+        header: &serde_json::Value,
+        tail: &[u8],
+    ) -> (u16, serde_json::Value, Vec<u8>) {
+        let json = serde_json::to_vec(header).expect("JSON");
+        let mut body = json.clone();
+        body.extend_from_slice(tail);
+        let response = self
+            .client
+            .post(self.url(&format!("/v2/models/{model}/infer")))
+            .header("Inference-Header-Content-Length", json.len().to_string())
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .expect("POST infer");
+        let status = response.status().as_u16();
+        let length: Option<usize> = response
+            .headers()
+            .get("inference-header-content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let bytes = response.bytes().await.expect("a body").to_vec();
+        let split = length.unwrap_or(bytes.len()).min(bytes.len());
+        let answer = serde_json::from_slice(&bytes[..split]).unwrap_or(serde_json::Value::Null);
+        (status, answer, bytes[split..].to_vec())
+    }
+
     pub async fn metrics_text(&self) -> String {
         let response = self.client.get(self.url("/metrics")).send().await;
         response
@@ -398,4 +430,34 @@ pub fn set_scale(config: &std::path::Path, from: f64, to: f64) {
     assert!(text.contains(&old), "{old} not in the config");
     let new = format!("params = {{ scale = {to:?}, features = 4 }}");
     std::fs::write(config, text.replacen(&old, &new, 1)).unwrap();
+}
+
+/// The output `name` of an inference answer.
+pub fn output<'a>(answer: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    answer["outputs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no outputs: {answer}"))
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no output {name}: {answer}"))
+}
+
+/// Runs `python` with `args` off the async workers (a server of the test
+/// may run on them), failing with its output unless it exits 0; its stdout.
+pub async fn run_python(python: String, args: Vec<std::ffi::OsString>) -> String {
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .args(&args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
+    })
+    .await
+    .expect("the python task");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }

@@ -546,6 +546,24 @@ mod tests {
     }
 
     #[test]
+    fn more_tract_threads_set_a_pool_and_give_the_same_answer() {
+        use tract_linalg::multithread::{Executor, current_tract_executor};
+        let graph = student();
+        let mut context = graph.init_execution_context().unwrap();
+        let rows = vec![[0.25f32; 32]; 40];
+        let alone = logits(&mut context, &rows);
+        set_threads(2);
+        let pooled = matches!(current_tract_executor(), Executor::MultiThread(_));
+        let split = logits(&mut context, &rows);
+        set_threads(1);
+        assert!(pooled, "--tract-threads 2 sets a pool");
+        assert!(matches!(current_tract_executor(), Executor::SingleThread));
+        for (a, b) in alone.iter().zip(&split) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+
+    #[test]
     fn plans_are_bounded_by_count_least_recently_used_out() {
         let bytes = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),

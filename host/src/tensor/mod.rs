@@ -64,6 +64,17 @@ pub struct Tensor {
     data: Bytes,
 }
 
+/// Each `N`-byte little-endian element of `data`, read by `f`.
+pub fn each<const N: usize, T>(data: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+    data.chunks_exact(N)
+        .map(|c| {
+            let mut bytes = [0u8; N];
+            bytes.copy_from_slice(c);
+            f(bytes)
+        })
+        .collect()
+}
+
 /// Bytes a tensor of `dims` and `dtype` must hold, `None` past `usize` or
 /// for BYTES (whose elements have each their own length).
 pub fn byte_length(dtype: Dtype, dims: &[u32]) -> Option<usize> {
@@ -199,15 +210,6 @@ impl Tensor {
     /// Any numeric tensor's values as f64 (for predicates); a BYTES
     /// element is its length in bytes.
     pub fn f64s(&self) -> Vec<f64> {
-        fn each<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
-            data.chunks_exact(N)
-                .map(|c| {
-                    let mut bytes = [0u8; N];
-                    bytes.copy_from_slice(c);
-                    f(bytes)
-                })
-                .collect()
-        }
         let data = &self.data;
         match self.dtype {
             Dtype::Bool => data.iter().map(|&b| f64::from(u8::from(b != 0))).collect(),
@@ -217,33 +219,13 @@ impl Tensor {
             Dtype::Uint32 => each(data, |b| f64::from(u32::from_le_bytes(b))),
             Dtype::Uint64 => each(data, |b| u64::from_le_bytes(b) as f64),
             Dtype::Bytes => strings::elements(data).map(|e| e.len() as f64).collect(),
-            Dtype::Fp16 => data
-                .chunks_exact(2)
-                .map(|b| f64::from(half::f16::from_le_bytes([b[0], b[1]])))
-                .collect(),
-            Dtype::Bf16 => data
-                .chunks_exact(2)
-                .map(|b| f64::from(half::bf16::from_le_bytes([b[0], b[1]])))
-                .collect(),
-            Dtype::Fp32 => data
-                .chunks_exact(4)
-                .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                .collect(),
-            Dtype::Fp64 => data
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
-                .collect(),
+            Dtype::Fp16 => each(data, |b| f64::from(half::f16::from_le_bytes(b))),
+            Dtype::Bf16 => each(data, |b| f64::from(half::bf16::from_le_bytes(b))),
+            Dtype::Fp32 => each(data, |b| f64::from(f32::from_le_bytes(b))),
+            Dtype::Fp64 => each(data, f64::from_le_bytes),
             Dtype::Uint8 => data.iter().map(|&b| f64::from(b)).collect(),
-            Dtype::Int32 => data
-                .chunks_exact(4)
-                .map(|b| f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                .collect(),
-            Dtype::Int64 => data
-                .chunks_exact(8)
-                .map(|b| {
-                    i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f64
-                })
-                .collect(),
+            Dtype::Int32 => each(data, |b| f64::from(i32::from_le_bytes(b))),
+            Dtype::Int64 => each(data, |b| i64::from_le_bytes(b) as f64),
         }
     }
 

@@ -4,7 +4,7 @@
 
 use crate::server::json_data::JsonData;
 use crate::server::protocol::OutputData;
-use crate::tensor::{Dtype, strings};
+use crate::tensor::{Dtype, each, strings};
 
 /// The element type a protocol datatype names.
 pub fn dtype(datatype: &str) -> Result<Dtype, String> {
@@ -126,15 +126,6 @@ pub fn has_json_form(dtype: Dtype, data: &[u8]) -> bool {
 /// Little-endian bytes as JSON values of the tensor's own type (BYTES as
 /// strings: see [`has_json_form`]).
 pub fn to_json(dtype: Dtype, data: &[u8]) -> OutputData {
-    fn each<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-        data.chunks_exact(N)
-            .map(|c| {
-                let mut bytes = [0u8; N];
-                bytes.copy_from_slice(c);
-                f(bytes)
-            })
-            .collect()
-    }
     match dtype {
         Dtype::Fp32 => OutputData::F32(each(data, f32::from_le_bytes)),
         Dtype::Fp16 => OutputData::F32(each(data, |b| half::f16::from_le_bytes(b).to_f32())),
