@@ -37,6 +37,8 @@ pub const BATCH_ROWS: &str = "aimass_batch_rows";
 pub const BATCH_QUEUE_SECONDS: &str = "aimass_batch_queue_duration_seconds";
 /// Calls waiting in a batching node's queue.
 pub const BATCH_QUEUE_DEPTH: &str = "aimass_batch_queue_depth";
+/// Calls of a merged call that failed, run apart to find the failing ones.
+pub const BATCH_SPLIT_CALLS: &str = "aimass_batch_split_calls_total";
 /// Requests whose copy a shadow hierarchy did not send (its slots were busy).
 pub const SHADOW_DROPPED: &str = "aimass_shadow_dropped_total";
 
@@ -248,6 +250,7 @@ pub struct BatchMetrics {
     rows: Histogram,
     queued: Histogram,
     depth: Gauge,
+    split: Counter,
 }
 
 impl BatchMetrics {
@@ -257,6 +260,7 @@ impl BatchMetrics {
             rows: histogram!(BATCH_ROWS, "node" => node.to_string()),
             queued: histogram!(BATCH_QUEUE_SECONDS, "node" => node.to_string()),
             depth: gauge!(BATCH_QUEUE_DEPTH, "node" => node.to_string()),
+            split: counter!(BATCH_SPLIT_CALLS, "node" => node.to_string()),
         }
     }
 
@@ -268,6 +272,11 @@ impl BatchMetrics {
     /// A call waited this long for its batch.
     pub fn queued(&self, waited: Duration) {
         self.queued.record(waited.as_secs_f64());
+    }
+
+    /// A merged call of `calls` calls failed and its calls run apart.
+    pub fn split_apart(&self, calls: usize) {
+        self.split.increment(calls as u64);
     }
 
     /// Calls still waiting.

@@ -45,16 +45,39 @@ pub fn arrow_type(dtype: Dtype) -> DataType {
 /// order they first appear.
 pub type Layout = Vec<(String, Dtype)>;
 
+/// A model or tensor name as one part of a column name: `:` (the parts'
+/// separator) and `%` are percent-encoded, so that no name a plugin gives
+/// its tensors (`y:shape`) can make a column another one already has
+/// (`y`'s shape column).
+pub fn column_part(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.contains([':', '%']) {
+        return name.into();
+    }
+    name.replace('%', "%25").replace(':', "%3A").into()
+}
+
+/// The column of input `name`.
+pub fn input_column(name: &str) -> String {
+    format!("input:{}", column_part(name))
+}
+
+/// The column of output `name`.
+pub fn output_column(name: &str) -> String {
+    format!("output:{}", column_part(name))
+}
+
 /// Each tensor of `record` with the name of its column.
 fn tensors(record: &Record) -> Vec<(String, &Tensor)> {
-    fn named<'a>(prefix: &str, list: &'a [NamedTensor], into: &mut Vec<(String, &'a Tensor)>) {
-        into.extend(list.iter().map(|(name, t)| (format!("{prefix}{name}"), t)));
-    }
-    let mut all = Vec::new();
-    named("input:", &record.inputs, &mut all);
-    named("output:", &record.outputs, &mut all);
+    let mut all: Vec<(String, &Tensor)> = Vec::new();
+    all.extend(record.inputs.iter().map(|(n, t)| (input_column(n), t)));
+    all.extend(record.outputs.iter().map(|(n, t)| (output_column(n), t)));
     for (model, outputs) in &record.inner {
-        named(&format!("inner:{model}:"), outputs, &mut all);
+        let model = column_part(model);
+        all.extend(
+            outputs
+                .iter()
+                .map(|(n, t)| (format!("inner:{model}:{}", column_part(n)), t)),
+        );
     }
     all
 }
@@ -384,5 +407,39 @@ mod tests {
         let mut other = record("c", 1, false);
         other.inputs[0].1 = Tensor::from_i64(vec![1], &[1]).unwrap();
         assert!(!extend_layout(&mut layout, &other));
+    }
+
+    #[test]
+    fn no_tensor_or_model_name_makes_a_column_twice() {
+        let mut r = record("a", 1, false);
+        let y = r.outputs[0].1.clone();
+        // Names that would spell another tensor's shape column, another
+        // model's inner column, or an encoded name.
+        r.outputs = vec![
+            ("y".into(), y.clone()),
+            ("y:shape".into(), y.clone()),
+            ("y%3Ashape".into(), y.clone()),
+        ];
+        r.inner = vec![
+            ("m".into(), vec![("a:b".into(), y.clone())]),
+            ("m:a".into(), vec![("b".into(), y.clone())]),
+        ];
+        let mut layout = Layout::new();
+        assert!(extend_layout(&mut layout, &r));
+        let batch = requests("m", &[r], &layout).unwrap();
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert!(names.contains(&"output:y%3Ashape".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"output:y%253Ashape".to_string()),
+            "{names:?}"
+        );
+        assert!(names.contains(&"inner:m%3Aa:b".to_string()), "{names:?}");
     }
 }

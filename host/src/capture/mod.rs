@@ -11,7 +11,7 @@
 mod columns;
 mod writer;
 
-pub use columns::DTYPE_KEY;
+pub use columns::{DTYPE_KEY, column_part, input_column, output_column};
 pub use writer::{FEEDBACK, REQUESTS};
 
 use crate::config::{CaptureConfig, ConfigFile};

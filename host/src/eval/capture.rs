@@ -61,7 +61,7 @@ pub fn read_capture(folder: &Path, input: &str) -> Result<Captured, String> {
             }
         }
     }
-    let column = format!("input:{input}");
+    let column = crate::capture::input_column(input);
     let mut rows: Vec<Labelled> = Vec::new();
     let mut skipped = 0;
     let mut width = None;
@@ -83,12 +83,12 @@ pub fn read_capture(folder: &Path, input: &str) -> Result<Captured, String> {
             .as_list_opt::<i32>()
             .ok_or_else(|| format!("`{column}` is not a list column"))?;
         let served = batch
-            .column_by_name("output:label")
+            .column_by_name(&crate::capture::output_column("label"))
             .ok_or("the capture has no `output:label`: capture the model's outputs")?
             .as_list_opt::<i32>()
             .ok_or("`output:label` is not a list column")?;
         let stages = batch
-            .column_by_name("output:stage")
+            .column_by_name(&crate::capture::output_column("stage"))
             .and_then(|c| c.as_list_opt::<i32>());
         for row in 0..batch.num_rows() {
             let label = labels.get(ids.value(row)).copied();

@@ -2,7 +2,7 @@
 //! checked once its plugin has described itself, and its batcher started.
 
 use super::model::Served;
-use crate::config::{BatchingConfig, ConfigError, ConfigFile, NodeConfig};
+use crate::config::{BatchingConfig, ConfigError, ConfigFile, IsolationConfig, NodeConfig};
 use crate::runtime::{BatchPolicy, Batcher, NodePool};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,27 @@ pub(super) fn check(
         return;
     };
     let key = format!("nodes.{name}.batching");
+    let per_request = file
+        .config
+        .plugins
+        .get(node.plugin.get_ref())
+        .is_some_and(|p| p.isolation == IsolationConfig::PerRequest);
+    if per_request {
+        // A merged call hands several clients' rows to one instance: the
+        // isolation asked for would not hold.
+        errors.push(
+            file.error(
+                batching.span(),
+                &key,
+                format!(
+                    "node `{name}` batches, but its plugin `{}` has `isolation = \"per-request\"`: \
+                     a merged call would put several requests' rows in one instance",
+                    node.plugin.get_ref()
+                ),
+            )
+            .fix("remove `batching` from the node, or use a plugin with pooled isolation"),
+        );
+    }
     let b = batching.get_ref();
     if b.max_batch_size == 0 {
         errors.push(

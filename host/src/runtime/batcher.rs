@@ -11,7 +11,6 @@
 
 use super::error::RuntimeError;
 use super::pool::NodePool;
-use crate::error_kind::ErrorKind;
 use crate::metrics::BatchMetrics;
 use crate::tensor::{NamedTensor, concat};
 use std::collections::BTreeMap;
@@ -69,10 +68,8 @@ pub struct Batcher {
     policy: BatchPolicy,
     queue: mpsc::Sender<Call>,
     log: Arc<BatchLog>,
-    /// The former's instance permits, for the idle fast path.
-    instances: Arc<Semaphore>,
+    /// The node, for the idle fast path.
     direct: Node,
-    metrics: BatchMetrics,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -94,14 +91,13 @@ impl Batcher {
         let instances = Arc::new(Semaphore::new(pool.spec().max_instances.max(1)));
         let metrics = BatchMetrics::new(&node);
         let direct = Node {
-            pool: pool.clone(),
-            log: log.clone(),
-        };
-        let former = Former {
+            pool,
             log: log.clone(),
             instances: instances.clone(),
             metrics: metrics.clone(),
-            pool,
+        };
+        let former = Former {
+            node: direct.clone(),
             policy: policy.clone(),
             waiting,
             held: None,
@@ -112,9 +108,7 @@ impl Batcher {
             policy,
             queue,
             log,
-            instances,
             direct,
-            metrics,
         }
     }
 
@@ -136,12 +130,13 @@ impl Batcher {
         // through the queue and merge.
         if self.policy.max_queue_delay.is_zero()
             && self.queue.capacity() == self.queue.max_capacity()
-            && self.instances.available_permits() == self.direct.pool.spec().max_instances.max(1)
-            && let Ok(_instance) = self.instances.clone().try_acquire_owned()
+            && self.direct.instances.available_permits()
+                == self.direct.pool.spec().max_instances.max(1)
+            && let Ok(_instance) = self.direct.instances.clone().try_acquire_owned()
         {
             let rows = inputs.first().map_or(0, |(_, t)| t.rows());
-            self.metrics.batch(rows);
-            self.metrics.queued(Duration::ZERO);
+            self.direct.metrics.batch(rows);
+            self.direct.metrics.queued(Duration::ZERO);
             return self.direct.infer(inputs, rows).await;
         }
         let (reply, answer) = oneshot::channel();
@@ -170,16 +165,11 @@ impl Batcher {
 }
 
 struct Former {
-    pool: Arc<NodePool>,
+    node: Node,
     policy: BatchPolicy,
     waiting: mpsc::Receiver<Call>,
     /// A call that did not fit in the last batch: the next one starts with it.
     held: Option<Call>,
-    /// One permit per instance: a batch is formed only when one is free, so
-    /// calls keep joining the queue while every instance is busy.
-    instances: Arc<Semaphore>,
-    metrics: BatchMetrics,
-    log: Arc<BatchLog>,
 }
 
 impl Former {
@@ -192,7 +182,10 @@ impl Former {
                     None => return,
                 },
             };
-            let Ok(instance) = self.instances.clone().acquire_owned().await else {
+            // One permit per instance: a batch is formed only when one is
+            // free, so calls keep joining the queue while every instance is
+            // busy.
+            let Ok(instance) = self.node.instances.clone().acquire_owned().await else {
                 return;
             };
             // Its caller gave up while it waited (deadline, client gone): it
@@ -201,13 +194,8 @@ impl Former {
                 continue;
             }
             let batch = self.gather(first).await;
-            self.metrics.depth(self.waiting.len());
-            let node = Node {
-                pool: self.pool.clone(),
-                log: self.log.clone(),
-            };
-            let metrics = self.metrics.clone();
-            tokio::spawn(run_batch(node, batch, instance, metrics));
+            self.node.metrics.depth(self.waiting.len());
+            tokio::spawn(run_batch(self.node.clone(), batch, instance));
         }
     }
 
@@ -247,9 +235,13 @@ impl Former {
 }
 
 /// The node a batch runs on, and where its calls are logged.
+#[derive(Clone)]
 struct Node {
     pool: Arc<NodePool>,
     log: Arc<BatchLog>,
+    /// The former's instance permits: a call retried apart takes its own.
+    instances: Arc<Semaphore>,
+    metrics: BatchMetrics,
 }
 
 impl Node {
@@ -262,57 +254,118 @@ impl Node {
 }
 
 /// Runs one batch on the node and answers each of its calls.
-async fn run_batch(
-    node: Node,
-    batch: Vec<Call>,
-    _instance: OwnedSemaphorePermit,
-    metrics: BatchMetrics,
-) {
+async fn run_batch(node: Node, batch: Vec<Call>, instance: OwnedSemaphorePermit) {
     // Callers that gave up while the batch formed are left out.
     let batch: Vec<Call> = batch.into_iter().filter(|c| !c.reply.is_closed()).collect();
     if batch.is_empty() {
         return;
     }
     let rows: usize = batch.iter().map(|c| c.rows).sum();
-    metrics.batch(rows);
+    node.metrics.batch(rows);
     for call in &batch {
-        metrics.queued(call.enqueued.elapsed());
-    }
-    if batch.len() == 1 {
-        return run_alone(&node, batch).await;
+        node.metrics.queued(call.enqueued.elapsed());
     }
     // Shapes beyond the rows may differ between calls (a dynamic second
-    // dimension): such calls cannot merge and run one by one.
-    let Some(merged) = merge(&batch) else {
-        return run_alone(&node, batch).await;
-    };
-    let counts: Vec<usize> = batch.iter().map(|c| c.rows).collect();
-    match node.infer(merged, rows).await {
-        Ok(outputs) => match split(&node.pool, outputs, &counts) {
-            Ok(parts) => {
-                for (call, part) in batch.into_iter().zip(parts) {
-                    let _ = call.reply.send(Ok(part));
-                }
-            }
-            Err(error) => fail_all(batch, error),
-        },
-        // The plugin refused the merged input: one call may be at fault,
-        // so each runs alone and only a bad one fails.
-        Err(error) if error.kind() == ErrorKind::Client => run_alone(&node, batch).await,
-        Err(error) => fail_all(batch, error),
+    // dimension): such calls cannot merge and run apart.
+    if batch.len() > 1 && merge(&batch).is_none() {
+        return run_apart(node, batch.into_iter().map(|c| vec![c]).collect(), instance).await;
     }
+    run_group(node, batch, instance).await;
 }
 
-async fn run_alone(node: &Node, batch: Vec<Call>) {
-    for call in batch {
-        if call.reply.is_closed() {
-            continue;
+/// Runs `calls` as one merged call (or alone, for one call); when that
+/// fails for something a row may have caused, runs them apart.
+fn run_group(
+    node: Node,
+    mut calls: Vec<Call>,
+    instance: OwnedSemaphorePermit,
+) -> futures::future::BoxFuture<'static, ()> {
+    Box::pin(async move {
+        calls.retain(|c| !c.reply.is_closed());
+        if let [call] = calls.as_mut_slice() {
+            // Alone, the call's answer is its own, error included; it stops
+            // when its caller gives up, so a retry never outlives the
+            // request's own deadline.
+            let inputs = std::mem::take(&mut call.inputs);
+            let answer = tokio::select! {
+                answer = node.infer(inputs, call.rows) => answer,
+                () = call.reply.closed() => return,
+            };
+            drop(instance);
+            let _ = calls.remove(0).reply.send(answer);
+            return;
         }
-        let answer = node.infer(call.inputs, call.rows).await;
-        let _ = call.reply.send(answer);
+        let Some(merged) = merge(&calls) else {
+            let singles = calls.into_iter().map(|c| vec![c]).collect();
+            return run_apart(node, singles, instance).await;
+        };
+        let rows: usize = calls.iter().map(|c| c.rows).sum();
+        let counts: Vec<usize> = calls.iter().map(|c| c.rows).collect();
+        let failure = match node.infer(merged, rows).await {
+            Ok(outputs) => match split(&node.pool, outputs, &counts) {
+                Ok(parts) => {
+                    for (call, part) in calls.into_iter().zip(parts) {
+                        let _ = call.reply.send(Ok(part));
+                    }
+                    return;
+                }
+                Err(error) => error,
+            },
+            Err(error) => error,
+        };
+        if !row_may_cause(&failure) {
+            return fail_all(calls, failure);
+        }
+        node.metrics.split_apart(calls.len());
+        // A failure that ran into the time limit is not repeated on halves:
+        // a bystander sharing a half with the culprit would sit through
+        // the limit twice. Each call runs alone instead; quicker failures
+        // are found by halving, in 2·log2(n) calls rather than n.
+        let groups: Vec<Vec<Call>> = if matches!(failure, RuntimeError::Timeout { .. }) {
+            calls.into_iter().map(|c| vec![c]).collect()
+        } else {
+            let second = calls.split_off(calls.len() / 2);
+            vec![calls, second]
+        };
+        run_apart(node, groups, instance).await;
+    })
+}
+
+/// Runs each group on its own instance as soon as one is free (the first on
+/// `instance`), all at once where the node has instances to spare.
+async fn run_apart(node: Node, groups: Vec<Vec<Call>>, instance: OwnedSemaphorePermit) {
+    let mut held = Some(instance);
+    let mut running = Vec::with_capacity(groups.len());
+    for group in groups {
+        let node = node.clone();
+        let held = held.take();
+        running.push(tokio::spawn(async move {
+            let instance = match held {
+                Some(instance) => instance,
+                None => match node.instances.clone().acquire_owned().await {
+                    Ok(instance) => instance,
+                    Err(_) => return,
+                },
+            };
+            run_group(node, group, instance).await;
+        }));
+    }
+    for task in running {
+        let _ = task.await;
     }
 }
 
+/// Whether one call's rows may be what made a merged call fail: anything
+/// the plugin did. Missing capacity and a stopping engine are the host's,
+/// and running apart would not help.
+fn row_may_cause(error: &RuntimeError) -> bool {
+    !matches!(
+        error,
+        RuntimeError::Saturated { .. } | RuntimeError::Capacity { .. } | RuntimeError::Engine(_)
+    )
+}
+
+/// Answers every call with a failure of the host's (it quotes no input).
 fn fail_all(batch: Vec<Call>, error: RuntimeError) {
     let requests = batch.len();
     let source = Arc::new(error);
