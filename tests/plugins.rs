@@ -7,8 +7,8 @@ use aimass::runtime::InstanceLimits;
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
 use aimass_test_artifacts::{
-    CHAOS, CLASSIFIER_HEAD, HOSTILE, OCR_CLASSIFY, OCR_DETECT, OCR_RECOGNISE, OLD_CONTRACT,
-    PLUGIN_TEMPLATE, PROBER, SCALER, STRINGS, WRONG_TYPES, WRONG_WORLD, foreach_plugin,
+    CHAOS, CLASSIFIER_HEAD, FORGER, HOSTILE, OCR_CLASSIFY, OCR_DETECT, OCR_RECOGNISE, OLD_CONTRACT,
+    PLUGIN_TEMPLATE, POISON, PROBER, SCALER, STRINGS, WRONG_TYPES, WRONG_WORLD, foreach_plugin,
 };
 use aimass_tests::{
     compute, digits_dir, digits_test_rows, f32_tensor, f32_values, i64_values, instance, load,
@@ -414,6 +414,57 @@ async fn hostile() {
     let info = describe("hostile", HOSTILE).await;
     assert_eq!(info.inputs, vec![spec("x", Dtype::Fp32, &[-1, 10])]);
     assert_eq!(info.outputs, vec![spec("y", Dtype::Fp32, &[-1, 10])]);
+}
+
+/// Echoes rows; one poison row fails the whole call, its error quoting
+/// every value (tests/batch_containment.rs runs it batched).
+#[tokio::test]
+async fn poison() {
+    let runtime = runtime();
+    let plugin = load(&runtime, "poison", POISON);
+    let mut node = instance(&runtime, &plugin, "poison").await;
+    node.init(vec![]).await.unwrap();
+    let info = node.info().await.unwrap();
+    assert_eq!(
+        info.outputs,
+        vec![
+            spec("y", Dtype::Fp32, &[-1, -1]),
+            spec("y:shape", Dtype::Fp32, &[-1])
+        ]
+    );
+    let x = f32_tensor(&[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let outputs = node.infer(vec![("x".into(), x)]).await.unwrap();
+    assert_eq!(f32_values(&outputs[0].1), [1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(f32_values(&outputs[1].1), [1.0, 3.0]);
+    let x = f32_tensor(&[2, 2], &[1.0, 2.0, -3.0, 4.0]);
+    let err = node.infer(vec![("x".into(), x)]).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot score [1.0, 2.0, -3.0, 4.0]"),
+        "{err}"
+    );
+}
+
+/// Its description forges lines and escape sequences, which `inspect`
+/// shows escaped (host/tests/cli.rs); with `forge_names` its names carry
+/// them too, and it is refused at load.
+#[tokio::test]
+async fn forger() {
+    let info = describe("forger", FORGER).await;
+    assert!(info.description.contains("\x1b]52;"));
+    let runtime = runtime();
+    let plugin = load(&runtime, "forger", FORGER);
+    let mut node = instance(&runtime, &plugin, "forger").await;
+    node.init(vec![("forge_names".into(), ParamValue::Flag(true))])
+        .await
+        .unwrap();
+    let info = node.info().await.unwrap();
+    let refused = aimass::runtime::validate_info(&info).unwrap_err();
+    assert_eq!(
+        refused,
+        "`name` holds a control or bidirectional character (shown escaped: \
+         `forger\\x1b[31m`); names must be plain text"
+    );
 }
 
 /// The contract's export names with other types: refused before it serves,

@@ -16,6 +16,7 @@ pub mod graph;
 pub mod logging;
 pub mod metrics;
 pub mod nn;
+pub mod printable;
 pub mod repository;
 pub mod runtime;
 pub mod server;

@@ -1,8 +1,10 @@
 //! Log lines that no client or plugin can forge: every control character
 //! inside a line (a newline in a model name sent as `%0A`, a carriage
-//! return, an escape sequence) is written escaped, so each event is exactly
-//! one line in both the text and the JSON format.
+//! return, an escape sequence, NEL, U+2028) is written escaped, as
+//! [`crate::printable`] says, so each event is exactly one line in both the
+//! text and the JSON format.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -48,37 +50,23 @@ impl<W: Write> Write for EscapingWriter<W> {
             Some((b'\n', body)) => (body, &b"\n"[..]),
             _ => (buf, &b""[..]),
         };
-        let clean = |b: &u8| !needs_escape(*b, self.keep_ansi);
-        if body.iter().all(clean) {
-            self.inner.write_all(buf)?;
-            return Ok(buf.len());
+        let keep_ansi = self.keep_ansi;
+        let keep = |c: char| keep_ansi && c == '\x1b';
+        let text = String::from_utf8_lossy(body);
+        match crate::printable::escape_except(&text, keep) {
+            Cow::Borrowed(_) if matches!(text, Cow::Borrowed(_)) => self.inner.write_all(buf)?,
+            clean => {
+                let mut out = Vec::with_capacity(clean.len() + 1);
+                out.extend_from_slice(clean.as_bytes());
+                out.extend_from_slice(end);
+                self.inner.write_all(&out)?;
+            }
         }
-        let mut out = Vec::with_capacity(buf.len() + 16);
-        escape_into(body, self.keep_ansi, &mut out);
-        out.extend_from_slice(end);
-        self.inner.write_all(&out)?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-fn needs_escape(b: u8, keep_ansi: bool) -> bool {
-    (b < 0x20 && b != b'\t' && !(keep_ansi && b == 0x1b)) || b == 0x7f
-}
-
-fn escape_into(bytes: &[u8], keep_ansi: bool, out: &mut Vec<u8>) {
-    for &b in bytes {
-        match b {
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b if needs_escape(b, keep_ansi) => {
-                out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
-            }
-            b => out.push(b),
-        }
     }
 }
 
@@ -107,5 +95,9 @@ mod tests {
             "\x1b[1mbold\x1b[0m\n"
         );
         assert_eq!(through("\x1b[1m\n", false), "\\x1b[1m\n");
+        assert_eq!(
+            through("a\u{2028}b\u{2029}c\u{85}\n", false),
+            "a\\u2028b\\u2029c\\u0085\n"
+        );
     }
 }

@@ -27,7 +27,10 @@ async fn main() -> ExitCode {
     match cli.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            // A message may quote what a plugin or client named: its lines
+            // are the host's, everything inside them is escaped.
+            let shown = aimass::printable::escape_except(&message, |c| c == '\n');
+            eprintln!("error: {shown}");
             ExitCode::FAILURE
         }
     }

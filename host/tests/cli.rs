@@ -186,3 +186,67 @@ fn build_runs_in_the_folder_of_a_bare_config_file_name() {
     assert!(!stderr.contains("cannot run"), "{stderr}");
     assert!(stderr.contains("p.wasm"), "{stderr}");
 }
+
+/// Whether `text` holds anything a terminal acts on beyond ending a line.
+fn acts_on_a_terminal(text: &str) -> Option<char> {
+    text.chars()
+        .find(|&c| c != '\n' && aimass::printable::needs_escape(c))
+}
+
+#[test]
+fn inspect_shows_a_plugins_description_escaped() {
+    let output = Command::new(env!("CARGO_BIN_EXE_aimass"))
+        .args(["inspect", aimass_test_artifacts::FORGER])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(acts_on_a_terminal(&stdout), None, "{stdout:?}");
+    // One `imports` line, the host's own; the forged one is inside `about`.
+    let imports: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("imports"))
+        .collect();
+    assert_eq!(imports.len(), 1, "{stdout}");
+    let about = stdout.lines().find(|l| l.starts_with("about")).unwrap();
+    assert_eq!(
+        about,
+        "about      a harmless model\\nimports    (nothing else)\\x1b[1A\\x1b[2K\\x1b]0;owned\\x07\
+         \\x1b]52;c;cm0gLXJmIH4=\\x07\\u0085fake line\\u2028another\\u202etxt.exe"
+    );
+}
+
+#[test]
+fn check_and_errors_show_hostile_names_escaped() {
+    let dir = TempDir::new("hostile-names");
+    let config = |forge: bool| {
+        format!(
+            "[plugins.forger]\npath = {:?}\n\n[nodes.\"a\\nok: 99 models, 0 graphs\\u001b]0;t\\u0007\"]\n\
+             plugin = \"forger\"\nparams = {{ forge_names = {forge} }}\n",
+            aimass_test_artifacts::FORGER
+        )
+    };
+    std::fs::write(dir.0.join("names.toml"), config(false)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_aimass"))
+        .args(["check", "names.toml"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(acts_on_a_terminal(&stdout), None, "{stdout:?}");
+    let ok: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ok:")).collect();
+    assert_eq!(ok, ["ok: 1 models, 0 graphs"], "{stdout}");
+    // Names that carry control characters are refused, and the refusal
+    // shows them escaped.
+    std::fs::write(dir.0.join("names.toml"), config(true)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_aimass"))
+        .args(["check", "names.toml"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success(), "{stderr}");
+    assert_eq!(acts_on_a_terminal(&stderr), None, "{stderr:?}");
+    assert!(stderr.contains("`forger\\x1b[31m`"), "{stderr}");
+}

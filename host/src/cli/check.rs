@@ -2,6 +2,7 @@
 //! every hierarchy, and print what would be served.
 
 use crate::nn::shape_text;
+use crate::printable::escape;
 use crate::repository::Repository;
 use crate::runtime::TensorSpec;
 use std::fmt::Write as _;
@@ -26,13 +27,15 @@ fn specs(specs: &[TensorSpec]) -> String {
 pub fn render(repository: &Repository) -> String {
     let mut out = String::new();
     for (name, model) in &repository.models {
-        let _ = writeln!(
-            out,
+        // Names come from the config and the plugins: escaped, so that
+        // none can forge a line (`ok: 99 models`) or reach the terminal.
+        let line = format!(
             "{name} ({}): ({}) -> ({})",
             model.kind.name(),
             specs(&model.signature.inputs),
             specs(&model.signature.outputs)
         );
+        let _ = writeln!(out, "{}", escape(&line));
     }
     let _ = writeln!(
         out,

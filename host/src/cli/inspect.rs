@@ -1,5 +1,6 @@
 //! `aimass inspect PLUGIN.wasm`: what a plugin reports about itself.
 
+use crate::printable::escape;
 use crate::runtime::{
     EngineOptions, GrantedGraphs, InstanceLimits, ModelInfo, Runtime, TensorSpec,
 };
@@ -25,6 +26,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let info = instance.info().await.map_err(|e| e.to_string())?;
+    let verdict = crate::runtime::validate_info(&info);
     print!(
         "{}",
         render(
@@ -35,7 +37,8 @@ pub async fn run(path: &Path) -> Result<(), String> {
             &plugin.exports(runtime.engine())
         )
     );
-    Ok(())
+    // Shown whole above (escaped), so an author sees what is wrong with it.
+    verdict.map_err(|message| format!("plugin `{name}` describes itself wrongly: {message}"))
 }
 
 fn render(
@@ -53,8 +56,11 @@ fn render(
             .join(", ")
     };
     let mut out = String::new();
+    // Everything here but the keys comes from the plugin (or its file's
+    // name): written escaped, so that no name or description can forge a
+    // line or send the terminal escape sequences.
     let mut line = |key: &str, value: &str| {
-        let _ = writeln!(out, "{key:<10} {value}");
+        let _ = writeln!(out, "{key:<10} {}", escape(value));
     };
     line("plugin", &path.display().to_string());
     line("sha256", digest);

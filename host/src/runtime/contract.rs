@@ -34,7 +34,9 @@ pub fn validate_info(info: &ModelInfo) -> Result<(), String> {
         }
     };
     text("name", &info.name, MAX_NAME)?;
+    printable("name", &info.name)?;
     text("version", &info.version, MAX_NAME)?;
+    printable("version", &info.version)?;
     text("description", &info.description, MAX_DESCRIPTION)?;
     specs("inputs", &info.inputs)?;
     specs("outputs", &info.outputs)?;
@@ -50,7 +52,22 @@ pub fn validate_info(info: &ModelInfo) -> Result<(), String> {
         }
         for (i, label) in labels.iter().enumerate() {
             text(&format!("labels[{i}]"), label, MAX_NAME)?;
+            printable(&format!("labels[{i}]"), label)?;
         }
+    }
+    Ok(())
+}
+
+/// A name shown to people (in `check`, `inspect`, logs, the page, capture
+/// columns) may hold no character that a terminal or a log reader acts on:
+/// no newline to forge a line with, no escape sequence.
+fn printable(field: &str, value: &str) -> Result<(), String> {
+    if value.chars().any(crate::printable::needs_escape) {
+        return Err(format!(
+            "`{field}` holds a control or bidirectional character (shown escaped: `{}`); \
+             names must be plain text",
+            crate::printable::escape(value)
+        ));
     }
     Ok(())
 }
@@ -74,10 +91,11 @@ fn specs(field: &str, specs: &[TensorSpec]) -> Result<(), String> {
                 spec.name.len()
             ));
         }
+        printable(&format!("{at}.name"), &spec.name)?;
         if !seen.insert(spec.name.as_str()) {
             return Err(format!(
                 "`{at}.name` `{}` is used twice in `{field}`",
-                spec.name
+                bounded(&spec.name, 64)
             ));
         }
         if spec.shape.len() > MAX_RANK {

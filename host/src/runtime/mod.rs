@@ -22,6 +22,7 @@ pub mod wasi_nn;
 
 pub use batcher::{BatchLog, BatchPolicy, Batcher};
 pub use cache::CompileCache;
+pub use contract::validate_info;
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{GuestErrorKind, RuntimeError};
 pub use graphs::GrantedGraphs;

@@ -30,7 +30,40 @@ pub fn status(error: &ServiceError) -> tonic::Status {
         ErrorKind::DeadlineExceeded => tonic::Code::DeadlineExceeded,
         ErrorKind::PluginFailure | ErrorKind::Internal => tonic::Code::Internal,
     };
-    tonic::Status::new(code, error.message.clone())
+    tonic::Status::new(code, within_trailer(&error.message, MAX_MESSAGE_BYTES))
+}
+
+/// The most bytes a status message may take in its trailer, once encoded:
+/// stock clients refuse metadata over 8 KiB in all (grpc-go, grpcio).
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// `message` cut so that its `grpc-message` trailer, percent-encoded as
+/// tonic encodes it (each byte outside printable ASCII, and each of
+/// `` "#%<>`?{}`` and space, takes three), holds at most `max` bytes: a 4 KiB
+/// message of 3-byte characters would take 12 KiB.
+pub fn within_trailer(message: &str, max: usize) -> String {
+    let encoded = |c: char| -> usize {
+        if c.is_ascii_graphic() && !"\"#%<>`?{}".contains(c) {
+            1
+        } else {
+            3 * c.len_utf8()
+        }
+    };
+    if message.chars().map(encoded).sum::<usize>() <= max {
+        return message.to_string();
+    }
+    // Room for the mark saying how much was cut (ASCII, at most 40 bytes).
+    let budget = max.saturating_sub(40);
+    let mut used = 0;
+    let mut cut = 0;
+    for (at, c) in message.char_indices() {
+        used += encoded(c);
+        if used > budget {
+            break;
+        }
+        cut = at + c.len_utf8();
+    }
+    format!("{}... ({} bytes cut)", &message[..cut], message.len() - cut)
 }
 
 /// Serves gRPC on `listener` until `shutdown` resolves; calls in flight
@@ -81,5 +114,37 @@ async fn report_health(reporter: tonic_health::server::HealthReporter, state: Ar
             last = Some(status);
         }
         tokio::time::sleep(HEALTH_EVERY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within_trailer;
+
+    #[test]
+    fn a_message_fits_its_trailer_once_encoded() {
+        let encoded = |m: &str| -> usize {
+            m.bytes()
+                .map(|b| {
+                    if b.is_ascii_graphic() && !b"\"#%<>`?{}".contains(&b) {
+                        1
+                    } else {
+                        3
+                    }
+                })
+                .sum()
+        };
+        assert_eq!(within_trailer("short é", 4096), "short é");
+        for message in [
+            "語".repeat(1400),
+            "x".repeat(10_000),
+            "% ".repeat(2500),
+            "é".repeat(3000),
+        ] {
+            let cut = within_trailer(&message, 4096);
+            assert!(encoded(&cut) <= 4096, "{} bytes encoded", encoded(&cut));
+            assert!(cut.ends_with("bytes cut)"), "{cut}");
+            assert!(message.starts_with(cut.split("...").next().unwrap()));
+        }
     }
 }
