@@ -407,6 +407,29 @@ async fn plugin_text_is_bounded() {
     assert!(longest < 4 << 10, "a line of {longest} bytes");
 }
 
+/// 5b. The log budget is the node's, whatever its isolation: 32 calls of
+/// 1000 lines each, each call on a fresh instance, log about one window's
+/// worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_isolated_per_request_logs_within_one_budget() {
+    let _one = SERIAL.lock().await;
+    let from = log_len();
+    let server = TestServer::start_config(CONFIG, limits()).await;
+    let started = Instant::now();
+    for _ in 0..32 {
+        let (status, answer) = server
+            .post_json("/v2/models/chatty/infer", &x_request(1, 1.0))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let seconds = started.elapsed().as_secs_f64().ceil() as usize;
+    server.stop().await.unwrap();
+    let lines = logged_since(from, "chatty line").len();
+    eprintln!("{lines} lines logged in {seconds} s of calls");
+    // 100 lines per node per second.
+    assert!(lines <= 100 * (seconds + 1), "{lines} lines in {seconds} s");
+}
+
 /// 6. Callers of a saturated node are turned away fast; waiting for it does
 /// not hold slots other models need.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

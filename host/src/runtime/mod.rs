@@ -45,6 +45,7 @@ pub struct Runtime {
     linker: Linker<HostState>,
     cache: Option<CompileCache>,
     max_memory_bytes: usize,
+    log_budgets: output::LogBudgets,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -89,6 +90,7 @@ impl Runtime {
             linker,
             cache,
             max_memory_bytes: options.max_memory_bytes,
+            log_budgets: output::LogBudgets::default(),
         })
     }
 
@@ -114,6 +116,12 @@ impl Runtime {
         )
     }
 
+    /// The log budget `node`'s instances share. A node's pool holds it for
+    /// its life, so that instances made one per call share it too.
+    pub(crate) fn log_budget(&self, node: &str) -> output::LogBudget {
+        self.log_budgets.for_node(node)
+    }
+
     /// A new instance of `plugin` serving `node`, reaching the graphs in `nn`.
     pub async fn instantiate(
         &self,
@@ -132,7 +140,8 @@ impl Runtime {
                 limits.memory_bytes, self.max_memory_bytes
             )));
         }
-        let state = HostState::new(node, nn, MemoryCap::new(limits.memory_bytes));
+        let budget = self.log_budgets.for_node(node);
+        let state = HostState::new(node, nn, MemoryCap::new(limits.memory_bytes), budget);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         // At every epoch tick a running plugin yields to the executor, so a

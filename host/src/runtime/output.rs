@@ -1,9 +1,10 @@
 //! A plugin's stdout and stderr, sent to the host log line by line, tagged
 //! with the node, and rate limited so a chatty plugin cannot flood it.
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWrite;
@@ -15,10 +16,34 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// A line longer than this is cut, so one write cannot hold memory hostage.
 const MAX_LINE: usize = 4096;
 
-/// How many lines one instance may still log in the current window; shared
-/// by its stdout, stderr and `log` calls.
+/// How many lines one node may still log in the current window; shared by
+/// every instance of the node (a node isolated per request makes a fresh
+/// instance per call, and must not get a fresh budget with each) and by
+/// their stdout, stderr and `log` calls.
 #[derive(Debug, Clone)]
 pub struct LogBudget(Arc<Mutex<Window>>);
+
+/// Each live node's budget, by node name.
+#[derive(Debug, Default)]
+pub struct LogBudgets(Mutex<HashMap<String, Weak<Mutex<Window>>>>);
+
+impl LogBudgets {
+    /// The budget of `node`: the one its pool and live instances share, or
+    /// a full one when none is left.
+    pub fn for_node(&self, node: &str) -> LogBudget {
+        let Ok(mut budgets) = self.0.lock() else {
+            return LogBudget::new();
+        };
+        if let Some(live) = budgets.get(node).and_then(Weak::upgrade) {
+            return LogBudget(live);
+        }
+        // Nodes come and go with reloads: forget those no longer served.
+        budgets.retain(|_, budget| budget.strong_count() > 0);
+        let budget = LogBudget::new();
+        budgets.insert(node.to_string(), Arc::downgrade(&budget.0));
+        budget
+    }
+}
 
 #[derive(Debug)]
 struct Window {
@@ -161,5 +186,20 @@ mod tests {
         assert!(!budget.admit("node"));
         // Shared between a node's streams: a clone sees the same window.
         assert!(!budget.clone().admit("node"));
+    }
+
+    #[test]
+    fn a_nodes_instances_share_one_budget() {
+        let budgets = LogBudgets::default();
+        let first = budgets.for_node("node");
+        for _ in 0..LINES_PER_WINDOW {
+            assert!(first.admit("node"));
+        }
+        // A fresh instance of the same node: the same spent budget.
+        assert!(!budgets.for_node("node").admit("node"));
+        assert!(budgets.for_node("other").admit("other"));
+        // Once no instance of the node is left, it starts afresh.
+        drop(first);
+        assert!(budgets.for_node("node").admit("node"));
     }
 }

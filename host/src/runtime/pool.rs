@@ -74,6 +74,9 @@ pub struct NodePool {
     metrics: NodeMetrics,
     /// Calls that reached an instance.
     calls: AtomicU64,
+    /// Kept alive with the node: its instances, however short-lived, log
+    /// within this one budget.
+    _log_budget: super::output::LogBudget,
 }
 
 impl std::fmt::Debug for NodePool {
@@ -94,6 +97,7 @@ impl NodePool {
         spec: NodeSpec,
     ) -> Result<Self, RuntimeError> {
         let compute_slots = Arc::new(Semaphore::new(spec.max_instances.max(1)));
+        let log_budget = runtime.log_budget(&spec.node);
         let mut first = new_instance(&runtime, &plugin, &spec, &compute_slots, None).await?;
         let info = first.info().await?;
         super::contract::validate_info(&info).map_err(|message| RuntimeError::InvalidInfo {
@@ -115,6 +119,7 @@ impl NodePool {
             compute_slots,
             metrics: NodeMetrics::new(&spec.node),
             calls: AtomicU64::new(0),
+            _log_budget: log_budget,
             runtime,
             plugin,
             spec,

@@ -29,12 +29,12 @@ pub struct HostState {
 
 impl HostState {
     /// State for an instance serving `node`, reaching only the graphs in `nn`,
-    /// with memory (linear and host-side) capped by `memory`.
-    pub fn new(node: &str, nn: NnState, memory: MemoryCap) -> Self {
+    /// with memory (linear and host-side) capped by `memory`, logging within
+    /// the node's `budget`.
+    pub fn new(node: &str, nn: NnState, memory: MemoryCap, budget: LogBudget) -> Self {
         // A fresh builder grants nothing: no preopened directories, no
         // environment, no arguments, no sockets, no name lookups. Only the
         // output streams are connected, to the host log.
-        let budget = LogBudget::new();
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
             .stdout(GuestOutput::new(node, "stdout", budget.clone()))
             .stderr(GuestOutput::new(node, "stderr", budget.clone()))

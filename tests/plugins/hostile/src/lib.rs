@@ -17,6 +17,7 @@
 //!   the next call, reads its values (`tensors.take`) or its type and shape
 //!   (`tensors.describe`).
 //! - `huge-error`: returns a 4 MiB error message.
+//! - `chatty`: writes 1000 lines to stderr in every call.
 //! - `nn-flood`: `calls` (a parameter, default 100,000) failing `wasi:nn`
 //!   calls, one in 10,000 with a 1 MiB name.
 //! - `spin`: loops forever.
@@ -166,6 +167,12 @@ impl SubModel for Hostile {
                 Ok(Tensors::new().with("y", Tensor::new(&[rows, 10], &values)?))
             }
             "huge-error" => Err(Error::model("e".repeat(4 << 20))),
+            "chatty" => {
+                for i in 0..1000 {
+                    eprintln!("chatty line {i}");
+                }
+                Ok(Tensors::new().with("y", x))
+            }
             "nn-flood" => {
                 let long = "n".repeat(1 << 20);
                 let mut last = None;
