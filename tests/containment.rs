@@ -538,6 +538,56 @@ async fn huge_computes_do_not_stall_the_server() {
     server.stop().await.unwrap();
 }
 
+/// 7b. A compute whose call is over stops at its next op instead of running
+/// on with its memory: a 30,000-row compute through two layers of 1024
+/// (seconds of work) under a 100 ms limit ends soon after the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compute_past_its_deadline_stops() {
+    let _one = SERIAL.lock().await;
+    let server = TestServer::start_config(CONFIG, limits()).await;
+    let rows = 30_000usize;
+    let x: Vec<u8> = (0..rows * 32)
+        .flat_map(|i| ((i % 7) as f32 * 0.1).to_le_bytes())
+        .collect();
+    let header = json!({"inputs": [
+        {"name": "action", "shape": [1], "datatype": "INT64", "data": [5]},
+        {"name": "x", "shape": [rows, 32], "datatype": "FP32",
+         "parameters": {"binary_data_size": x.len()}}
+    ]})
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend_from_slice(&x);
+    let request = server
+        .client
+        .post(server.url("/v2/models/long-compute/infer"))
+        .header("content-type", "application/octet-stream")
+        .header("inference-header-content-length", header.len())
+        .body(body);
+    let (status, answer) = read_json(request.send().await.expect("compute")).await;
+    assert_eq!(status, 500, "{answer}");
+    assert!(error_of(&answer).contains("timed out"), "{answer}");
+    let series = "aimass_nn_compute_duration_seconds";
+    let answered = Instant::now();
+    let mut count = 0.0;
+    while count < 1.0 && answered.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        count = server
+            .metric(&format!("{series}_count{{graph=\"graph\"}}"))
+            .await;
+    }
+    let seconds = server
+        .metric(&format!("{series}_sum{{graph=\"graph\"}}"))
+        .await;
+    eprintln!(
+        "the compute ended {:?} after the answer, having run {seconds:.2} s",
+        answered.elapsed()
+    );
+    assert_eq!(count, 1.0);
+    // Run to its end, it takes about 1 s here; stopped, about 0.15 s.
+    assert!(seconds < 0.6, "the compute ran {seconds:.2} s");
+    server.stop().await.unwrap();
+}
+
 /// 8. A plugin that describes itself wrongly is refused at load, naming the
 /// field.
 #[tokio::test]

@@ -426,9 +426,20 @@ impl TractContext {
             .map(|t| to_tract(t).map(TValue::from))
             .collect::<Result<TVec<_>, _>>()?;
         let state = self.state_for(key)?;
-        let outputs = state.run(inputs);
+        // Between ops, a compute whose call is over stops (see `cancel`).
+        let outputs = state.run_plan_with_eval(inputs, |context, op_state, node, inputs| {
+            if super::cancel::is_due() {
+                anyhow::bail!("stopped before {}: the call is over", node.name);
+            }
+            tract_onnx::tract_core::plan::eval(context, op_state, node, inputs)
+        });
         // tract's kernels leave the vector registers dirty (see vector_state).
         super::vector_state::clear_upper_vector_state();
+        if outputs.is_err() {
+            // Stopped midway (an error, a call over): its state may hold a
+            // half-run turn; the next call starts from a fresh one.
+            self.states.remove(0);
+        }
         let outputs = outputs.map_err(|e| backend_error(format!("tract: {e:#}")))?;
         outputs
             .iter()

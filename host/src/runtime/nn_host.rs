@@ -6,6 +6,7 @@ use super::wasi_nn::{
     Code, ContextHandle, Entry, ErrorHandle, GraphHandle, INLINE_MAX_BYTES, MAX_ERROR_MESSAGE,
     MAX_GRAPH_NAME, MAX_HANDLES, TensorHandle, guest_wasi_nn_type,
 };
+use crate::nn::cancel::Cancel;
 use crate::runtime::bindings::wasi::nn::{errors, graph, inference, tensor};
 use crate::runtime::contract::MAX_RANK;
 use crate::runtime::state::HostState;
@@ -249,23 +250,33 @@ impl inference::HostGraphExecutionContext for HostState {
         }
         let tensors = backend_tensors;
         let started = Instant::now();
+        let cancel = Cancel::new(self.deadline);
         let (context, result) = if input_bytes > INLINE_MAX_BYTES || graph.is_slow() {
             let permit = match &self.nn.compute_slots {
                 Some(slots) => Some(slots.clone().acquire_owned().await?),
                 None => None,
             };
+            // Dropped with this future when the call is given up: the
+            // compute then stops at its next op instead of running on.
+            let abandon = cancel.abandon_on_drop();
+            let timed = graph.clone();
             let job = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                let result = run(&mut context, tensors);
+                let result = cancel.run(|| run(&mut context, tensors));
+                // Timed here: an abandoned compute is timed too.
+                timed.record(started.elapsed());
                 (context, result)
             });
-            job.await
-                .map_err(|e| wasmtime::format_err!("the compute thread failed: {e}"))?
+            let done = job
+                .await
+                .map_err(|e| wasmtime::format_err!("the compute thread failed: {e}"))?;
+            abandon.disarm();
+            done
         } else {
-            let result = run(&mut context, tensors);
+            let result = cancel.run(|| run(&mut context, tensors));
+            graph.record(started.elapsed());
             (context, result)
         };
-        graph.record(started.elapsed());
         if let Some(Entry::Context { context: slot, .. }) = self.nn.handles.get_mut(handle.rep()) {
             *slot = Some(context);
         }
