@@ -70,8 +70,10 @@ pub struct Sink {
     model: String,
     config: CaptureConfig,
     folder: PathBuf,
-    /// Bytes of tensors queued for the writer (it subtracts what it takes).
-    queued_bytes: Arc<AtomicU64>,
+    /// Bytes of tensors queued for the writer or held by it for the file it
+    /// builds (it subtracts them once that file is written): what capture
+    /// holds in memory, bounded by `max_queue_bytes`.
+    held_bytes: Arc<AtomicU64>,
     queue: Mutex<Option<SyncSender<Entry>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -91,8 +93,8 @@ impl Sink {
     pub fn start(model: &str, config: &CaptureConfig, folder: PathBuf) -> Sink {
         let (queue, entries) = std::sync::mpsc::sync_channel(config.queue);
         let dir = folder.join(model);
-        let queued_bytes = Arc::new(AtomicU64::new(0));
-        let writer = writer::Writer::new(model, dir, config.clone(), queued_bytes.clone());
+        let held_bytes = Arc::new(AtomicU64::new(0));
+        let writer = writer::Writer::new(model, dir, config.clone(), held_bytes.clone());
         let thread = std::thread::Builder::new()
             // Escaped: a quoted TOML key may hold a NUL, which a thread
             // name may not.
@@ -112,7 +114,7 @@ impl Sink {
             model: model.to_string(),
             config: config.clone(),
             folder,
-            queued_bytes,
+            held_bytes,
             queue: Mutex::new(writer.is_some().then_some(queue)),
             writer: Mutex::new(writer),
         }
@@ -151,7 +153,7 @@ impl Sink {
 
     fn send(&self, entry: Entry, bytes: u64) -> bool {
         let limit = self.config.max_queue_bytes;
-        let queued = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let queued = self.held_bytes.fetch_add(bytes, Ordering::Relaxed);
         let reason = if queued.saturating_add(bytes) > limit {
             "queue_full"
         } else {
@@ -162,7 +164,7 @@ impl Sink {
                 Some(Err(TrySendError::Disconnected(_))) | None => "closed",
             }
         };
-        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.held_bytes.fetch_sub(bytes, Ordering::Relaxed);
         crate::metrics::capture_dropped(&self.model, reason, 1);
         false
     }
@@ -372,6 +374,68 @@ mod tests {
         assert!(sink.offer(record("small", 10)));
         sink.close();
         assert_eq!(parquet_rows(&folder.join("m").join(REQUESTS)), [1]);
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    #[test]
+    fn what_the_writer_gathers_stays_within_the_bound_until_written() {
+        let folder = temp("held");
+        // Each record is 4 064 + 64 + id bytes; the writer drains the queue
+        // every 50 ms but writes a file only at the flush a minute later.
+        let sink = Sink::start(
+            "m",
+            &config(
+                "max_queue_bytes = 100000
+flush_ms = 60000",
+            ),
+            folder.clone(),
+        );
+        let mut taken = 0;
+        for i in 0..100 {
+            taken += usize::from(sink.offer(record(&format!("r{i:02}"), 1016)));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Drained into the file being gathered, they still count: 24 fit.
+        assert_eq!(taken, 24);
+        sink.close();
+        assert_eq!(parquet_rows(&folder.join("m").join(REQUESTS)), [24]);
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    #[test]
+    fn a_file_is_written_a_row_group_at_a_time() {
+        let folder = temp("groups");
+        // Row groups of at most 1/8 of the bound: 12 500 bytes, 3 records.
+        let sink = Sink::start(
+            "m",
+            &config(
+                "max_queue_bytes = 100000
+flush_ms = 60000",
+            ),
+            folder.clone(),
+        );
+        for i in 0..10 {
+            assert!(sink.offer(record(&format!("r{i}"), 1016)));
+        }
+        sink.close();
+        let dir = folder.join("m").join(REQUESTS);
+        let path = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path();
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path).unwrap())
+                .unwrap();
+        use parquet::file::reader::FileReader;
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, [3, 3, 3, 1]);
         std::fs::remove_dir_all(&folder).unwrap();
     }
 

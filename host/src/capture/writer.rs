@@ -3,6 +3,13 @@
 //! rename: a reader never sees a torn file), then applies the retention
 //! limits. It never blocks serving; when it fails, entries are counted as
 //! dropped and serving goes on.
+//!
+//! Memory: an entry's bytes stay charged to the capture's `max_queue_bytes`
+//! from the moment it is queued until the file holding it is written, so
+//! the queue and the file being gathered share that one bound. A file is
+//! encoded a row group at a time, each of at most [`ROW_GROUP_BYTES`] of
+//! tensors (or one entry), straight into the file: encoding holds one row
+//! group's copy, never a copy of the whole file.
 
 use super::columns::{self, Layout};
 use super::{Entry, Feedback, Record};
@@ -11,7 +18,6 @@ use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +26,10 @@ use std::time::{Duration, Instant};
 
 /// The longest the writer sleeps between looks at its queue.
 const MAX_TICK: Duration = Duration::from_millis(50);
+
+/// The most bytes of tensors one row group holds (fewer when the capture's
+/// `max_queue_bytes` is small: an eighth of it).
+pub const ROW_GROUP_BYTES: u64 = 8 << 20;
 
 /// Where a model's two datasets live under its folder.
 pub const REQUESTS: &str = "requests";
@@ -67,7 +77,7 @@ pub(super) struct Writer {
     layout: Layout,
     feedback: Pending<Feedback>,
     last_retention: Option<Instant>,
-    queued_bytes: Arc<AtomicU64>,
+    held_bytes: Arc<AtomicU64>,
 }
 
 /// The bytes a feedback entry counts for, queued or pending.
@@ -87,7 +97,7 @@ impl Writer {
         model: &str,
         dir: PathBuf,
         config: CaptureConfig,
-        queued_bytes: Arc<AtomicU64>,
+        held_bytes: Arc<AtomicU64>,
     ) -> Writer {
         // A process killed mid-write leaves a hidden temp file; readers
         // skip it, and it goes here.
@@ -110,7 +120,7 @@ impl Writer {
             layout: Layout::new(),
             feedback: Pending::new(),
             last_retention: None,
-            queued_bytes,
+            held_bytes,
         }
     }
 
@@ -156,12 +166,10 @@ impl Writer {
         match entry {
             Entry::Request(record) => {
                 let bytes = columns::record_bytes(&record);
-                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.add_request(*record, bytes);
             }
             Entry::Feedback(entry) => {
                 let bytes = feedback_bytes(&entry);
-                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.feedback.push(entry, bytes);
                 if self.feedback.entries.len() >= self.config.max_file_rows {
                     self.write_feedback();
@@ -185,40 +193,48 @@ impl Writer {
     }
 
     fn write_requests(&mut self) {
+        let bytes = self.requests.bytes;
         let records = self.requests.take();
         let layout = std::mem::take(&mut self.layout);
-        if records.is_empty() {
-            return;
+        if !records.is_empty() {
+            let group_bytes = ROW_GROUP_BYTES.min(self.config.max_queue_bytes / 8).max(1);
+            let model = self.model.clone();
+            let groups = row_groups(&records, group_bytes);
+            self.write(REQUESTS, records.len(), |sink| {
+                for group in groups {
+                    sink(
+                        columns::requests(&model, &records[group], &layout)
+                            .map_err(|e| e.to_string())?,
+                    )?;
+                }
+                Ok(())
+            });
         }
-        let batch = columns::requests(&self.model, &records, &layout);
-        self.write(REQUESTS, records.len(), batch);
+        drop(records);
+        self.held_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     fn write_feedback(&mut self) {
+        let bytes = self.feedback.bytes;
         let entries = self.feedback.take();
-        if entries.is_empty() {
-            return;
+        if !entries.is_empty() {
+            self.write(FEEDBACK, entries.len(), |sink| {
+                sink(columns::feedback(&entries).map_err(|e| e.to_string())?)
+            });
         }
-        let batch = columns::feedback(&entries);
-        self.write(FEEDBACK, entries.len(), batch);
+        drop(entries);
+        self.held_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    fn write(
-        &mut self,
-        dataset: &str,
-        rows: usize,
-        batch: Result<RecordBatch, arrow_schema::ArrowError>,
-    ) {
+    /// Writes one file of `rows` entries, whose row groups `batches` hands
+    /// to the sink it is given one at a time.
+    fn write(&mut self, dataset: &str, rows: usize, batches: impl FnOnce(&mut Sink) -> Written) {
         let rows = rows as u64;
         let dir = self.dir.join(dataset);
         let millis = super::now_us() / 1000;
         // Sorted by name is sorted by time: the retention deletes in that order.
         let name = format!("{millis:013}-{}-{:06}", std::process::id(), next_sequence());
-        let outcome = batch
-            .map_err(|e| e.to_string())
-            .and_then(|batch| encode(&batch))
-            .and_then(|bytes| write_atomically(&dir, &name, &bytes));
-        match outcome {
+        match write_atomically(&dir, &name, batches) {
             Ok(()) => {
                 crate::metrics::capture_written(&self.model, rows);
                 self.retain();
@@ -282,35 +298,75 @@ impl Writer {
     }
 }
 
-/// One whole Parquet file, in memory.
-fn encode(batch: &RecordBatch) -> Result<Vec<u8>, String> {
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut bytes = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties))
-        .map_err(|e| e.to_string())?;
-    writer.write(batch).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
-    Ok(bytes)
+/// What writing a file's row groups ends with.
+type Written = Result<(), String>;
+
+/// Takes one row group: encodes it into the file being written.
+type Sink<'a> = dyn FnMut(RecordBatch) -> Written + 'a;
+
+/// The records cut into runs of at most `max_bytes` of tensors each (a
+/// record bigger than that is a run of its own).
+fn row_groups(records: &[Record], max_bytes: u64) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, record) in records.iter().enumerate() {
+        let size = columns::record_bytes(record);
+        if i > start && bytes + size > max_bytes {
+            groups.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        groups.push(start..records.len());
+    }
+    groups
 }
 
-/// Writes `NAME.parquet` in `dir` so that it appears whole or not at all.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
-    let fail = |what: &str, e: std::io::Error| format!("cannot {what} in {}: {e}", dir.display());
-    std::fs::create_dir_all(dir).map_err(|e| fail("create the folder", e))?;
+/// Writes `NAME.parquet` in `dir` so that it appears whole or not at all:
+/// the row groups `batches` gives are encoded one by one into a temp file,
+/// which is synced and renamed.
+fn write_atomically(dir: &Path, name: &str, batches: impl FnOnce(&mut Sink) -> Written) -> Written {
+    let fail =
+        |what: &str, e: &dyn std::fmt::Display| format!("cannot {what} in {}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(|e| fail("create the folder", &e))?;
     let temp = dir.join(format!(".{name}.tmp"));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
+    let written = (|| -> Written {
+        let file = std::fs::File::create(&temp).map_err(|e| fail("write a file", &e))?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut writer: Option<ArrowWriter<std::io::BufWriter<std::fs::File>>> = None;
+        let mut file = Some(std::io::BufWriter::new(file));
+        batches(&mut |batch: RecordBatch| {
+            let writer = match (&mut writer, file.take()) {
+                (Some(writer), _) => writer,
+                (None, Some(file)) => writer.insert(
+                    ArrowWriter::try_new(file, batch.schema(), Some(properties.clone()))
+                        .map_err(|e| e.to_string())?,
+                ),
+                (None, None) => return Err("the file is already closed".into()),
+            };
+            writer.write(&batch).map_err(|e| e.to_string())?;
+            // Each batch is a row group of its own, encoded and written
+            // now rather than buffered.
+            writer.flush().map_err(|e| e.to_string())
+        })?;
+        let Some(writer) = writer else {
+            return Err("no rows to write".into());
+        };
+        let file = writer.into_inner().map_err(|e| e.to_string())?;
+        let file = file
+            .into_inner()
+            .map_err(|e| fail("write a file", &e.into_error()))?;
+        file.sync_all().map_err(|e| fail("write a file", &e))
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&temp);
-        return Err(fail("write a file", e));
+        return Err(e);
     }
     std::fs::rename(&temp, dir.join(format!("{name}.parquet"))).map_err(|e| {
         let _ = std::fs::remove_file(&temp);
-        fail("rename a file", e)
+        fail("rename a file", &e)
     })
 }

@@ -47,8 +47,11 @@ pub struct CaptureConfig {
     /// and counted (`aimass_capture_dropped_total`), never queued.
     #[serde(default = "default_queue")]
     pub queue: usize,
-    /// The most bytes of tensors those waiting requests may hold; past it
-    /// new ones are dropped and counted too.
+    /// The most bytes of tensors capture holds in memory: requests waiting
+    /// in the queue and those gathered for the file being built, until that
+    /// file is written (encoding adds one row group's copy, at most an
+    /// eighth of this or 8 MiB); past it new ones are dropped and counted
+    /// too.
     #[serde(default = "default_queue_bytes")]
     pub max_queue_bytes: u64,
 }
