@@ -200,12 +200,22 @@ impl Writer {
             let group_bytes = ROW_GROUP_BYTES.min(self.config.max_queue_bytes / 8).max(1);
             let model = self.model.clone();
             let groups = row_groups(&records, group_bytes);
+            let held = self.held_bytes.clone();
             self.write(REQUESTS, records.len(), |sink| {
                 for group in groups {
-                    sink(
-                        columns::requests(&model, &records[group], &layout)
-                            .map_err(|e| e.to_string())?,
-                    )?;
+                    // Encoding copies the group twice over (Arrow columns,
+                    // then Parquet pages): charged while it lasts, so that
+                    // requests offered meanwhile see that memory in use.
+                    let copies = 2 * records[group.clone()]
+                        .iter()
+                        .map(columns::record_bytes)
+                        .sum::<u64>();
+                    held.fetch_add(copies, Ordering::Relaxed);
+                    let written = columns::requests(&model, &records[group], &layout)
+                        .map_err(|e| e.to_string())
+                        .and_then(&mut *sink);
+                    held.fetch_sub(copies, Ordering::Relaxed);
+                    written?;
                 }
                 Ok(())
             });
@@ -333,8 +343,11 @@ fn write_atomically(dir: &Path, name: &str, batches: impl FnOnce(&mut Sink) -> W
     let temp = dir.join(format!(".{name}.tmp"));
     let written = (|| -> Written {
         let file = std::fs::File::create(&temp).map_err(|e| fail("write a file", &e))?;
+        // No dictionaries: tensor values rarely repeat, and a dictionary
+        // encoder would hold a table of them beside the row group.
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_dictionary_enabled(false)
             .build();
         let mut writer: Option<ArrowWriter<std::io::BufWriter<std::fs::File>>> = None;
         let mut file = Some(std::io::BufWriter::new(file));

@@ -48,10 +48,10 @@ pub struct CaptureConfig {
     #[serde(default = "default_queue")]
     pub queue: usize,
     /// The most bytes of tensors capture holds in memory: requests waiting
-    /// in the queue and those gathered for the file being built, until that
-    /// file is written (encoding adds one row group's copy, at most an
-    /// eighth of this or 8 MiB); past it new ones are dropped and counted
-    /// too.
+    /// in the queue, those gathered for the file being built until it is
+    /// written, and the copies encoding makes of one row group (at most an
+    /// eighth of this or 8 MiB, or one request); past it new ones are
+    /// dropped and counted too.
     #[serde(default = "default_queue_bytes")]
     pub max_queue_bytes: u64,
 }

@@ -40,20 +40,20 @@ impl SubModel for Poison {
         let (rows, width) = (shape[0] as usize, shape[1] as usize);
         let values = x.to_vec::<f32>()?;
         let firsts: Vec<f32> = values.chunks(width.max(1)).map(|r| r[0]).collect();
-        let quoted = format!("{values:?}");
+        let quoted = || format!("{values:?}");
         let poison = firsts.iter().copied().find(|v| (-6.0..=-1.0).contains(v));
         let mut answered = rows;
         match poison {
-            Some(-1.0) => panic!("poisoned: trapping on {quoted}"),
+            Some(-1.0) => panic!("poisoned: trapping on {}", quoted()),
             Some(-2.0) => {
                 let mut n: u64 = 0;
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
-            Some(-3.0) => return Err(Error::model(format!("cannot score {quoted}"))),
+            Some(-3.0) => return Err(Error::model(format!("cannot score {}", quoted()))),
             Some(-4.0) => answered = rows - 1,
-            Some(-5.0) => return Err(Error::invalid_input(format!("refusing {quoted}"))),
+            Some(-5.0) => return Err(Error::invalid_input(format!("refusing {}", quoted()))),
             Some(-6.0) => loop {
                 self.hoard.push(vec![1u8; 1 << 20]);
             },
