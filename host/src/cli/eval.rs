@@ -33,12 +33,10 @@ pub async fn run(
     if is_text_set(data) {
         let report = evaluate_text(served, data).await?;
         if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-            );
+            let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+            println!("{}", shown(&text));
         } else {
-            print!("{}", render_text(&report));
+            print!("{}", shown(&render_text(&report)));
         }
         return Ok(());
     }
@@ -52,12 +50,17 @@ pub async fn run(
     let mut report = evaluate(served, &dataset, &data.display().to_string(), batch).await?;
     report.live = live;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        println!("{}", shown(&text));
     } else {
-        print!("{}", render(&report));
+        print!("{}", shown(&render(&report)));
     }
     Ok(())
+}
+
+/// A report as printed: it may quote what a plugin answered (an OCR line)
+/// or a config named; its own lines stay, everything else a terminal acts
+/// on is escaped (inside JSON strings, as JSON's own `\uNNNN`).
+fn shown(report: &str) -> std::borrow::Cow<'_, str> {
+    crate::printable::escape_except(report, |c| c == '\n')
 }

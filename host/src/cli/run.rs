@@ -41,9 +41,10 @@ pub async fn run(config: &Path, model: &str, input: &Path) -> Result<(), String>
     let encoded = encode(response, &BinaryChoice::none()).map_err(|e| e.to_string())?;
     let value: serde_json::Value = serde_json::from_slice(&encoded.body)
         .map_err(|e| format!("cannot read back the response: {e}"))?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
-    );
+    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+    // serde_json escapes C0 controls only: the rest a terminal acts on
+    // (C1, U+2028, bidi overrides in a BYTES answer) is escaped too, as
+    // JSON's own `\uNNNN`, so the output stays the same JSON.
+    println!("{}", crate::printable::escape_except(&text, |c| c == '\n'));
     Ok(())
 }
