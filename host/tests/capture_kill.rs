@@ -2,11 +2,12 @@
 //! files: each one is read in full by arrow-rs's reader and, when a Python
 //! with pyarrow is at hand (`AIMASS_PYTHON`; CI has one), by pyarrow too.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 fn repository_root() -> PathBuf {
@@ -60,28 +61,12 @@ fn a_server_killed_mid_capture_leaves_only_whole_files() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = write_config(&dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aimass"))
-        .arg("serve")
-        .arg(&config)
-        .args(["--listen", "127.0.0.1:0", "--grpc-listen", "off"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (found, address) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some((_, addr)) = line.split_once("listening on http://") {
-                let addr: String = addr
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '"')
-                    .collect();
-                let _ = found.send(addr);
-            }
-        }
-    });
-    let address = address.recv_timeout(Duration::from_secs(120)).unwrap();
+    let (mut child, address) = common::spawn_server(
+        Command::new(env!("CARGO_BIN_EXE_aimass"))
+            .arg("serve")
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0", "--grpc-listen", "off"]),
+    );
 
     // Clients keep sending while the writer writes a file every 50 ms.
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -4,11 +4,12 @@
 //! output named to spell another column (`y:shape`) leaves every file
 //! readable. The server is the real binary, so its memory is its own.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 /// The capture's bound on what it holds (tests below).
@@ -41,39 +42,16 @@ fn serve(dir: &Path, captured: bool) -> (Child, String) {
         ));
     }
     std::fs::write(dir.join("aimass.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aimass"))
-        .args([
-            "serve",
-            "aimass.toml",
-            "--listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "off",
-        ])
-        .current_dir(dir)
-        // Pages freed go back at once rather than after mimalloc's delay:
-        // the peak then measures memory held, not memory the allocator
-        // keeps for a while (about 16 MiB more here with the delay).
-        .env("MIMALLOC_PURGE_DELAY", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (found, address) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some((_, addr)) = line.split_once("listening on http://") {
-                let addr: String = addr
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '"')
-                    .collect();
-                let _ = found.send(addr);
-            }
-        }
-    });
-    let address = address.recv_timeout(Duration::from_secs(120)).unwrap();
-    (child, address)
+    common::spawn_server(
+        Command::new(env!("CARGO_BIN_EXE_aimass"))
+            .args(["serve", "aimass.toml", "--listen", "127.0.0.1:0"])
+            .args(["--grpc-listen", "off"])
+            .current_dir(dir)
+            // Pages freed go back at once rather than after mimalloc's
+            // delay: the peak then measures memory held, not memory the
+            // allocator keeps for a while (about 16 MiB more here).
+            .env("MIMALLOC_PURGE_DELAY", "0"),
+    )
 }
 
 /// One row of `width` values, sent and answered in the binary form.

@@ -6,7 +6,6 @@
 //! on other types). Plugins get no backend to `load` bytes with: graphs come
 //! only from this registry.
 
-pub mod cancel;
 mod error;
 mod onnx_fixes;
 #[cfg(feature = "onnxruntime")]

@@ -428,7 +428,7 @@ impl TractContext {
         let state = self.state_for(key)?;
         // Between ops, a compute whose call is over stops (see `cancel`).
         let outputs = state.run_plan_with_eval(inputs, |context, op_state, node, inputs| {
-            if super::cancel::is_due() {
+            if crate::runtime::cancel::is_due() {
                 anyhow::bail!("stopped before {}: the call is over", node.name);
             }
             tract_onnx::tract_core::plan::eval(context, op_state, node, inputs)

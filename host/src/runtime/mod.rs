@@ -4,6 +4,7 @@
 mod batcher;
 pub mod bindings;
 mod cache;
+pub mod cancel;
 mod contract;
 mod engine;
 mod error;

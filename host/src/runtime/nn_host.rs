@@ -1,12 +1,12 @@
 //! `wasi:nn` as a plugin sees it, implemented on the instance's state
 //! with the handle table and limits of [`super::wasi_nn`].
 
+use super::cancel::Cancel;
 use super::text::bounded;
 use super::wasi_nn::{
     Code, ContextHandle, Entry, ErrorHandle, GraphHandle, INLINE_MAX_BYTES, MAX_ERROR_MESSAGE,
     MAX_GRAPH_NAME, MAX_HANDLES, TensorHandle, guest_wasi_nn_type,
 };
-use crate::nn::cancel::Cancel;
 use crate::runtime::bindings::wasi::nn::{errors, graph, inference, tensor};
 use crate::runtime::contract::MAX_RANK;
 use crate::runtime::state::HostState;
