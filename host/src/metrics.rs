@@ -58,7 +58,9 @@ pub const DROPPED_MEMBERS: &str = "aimass_dropped_members_total";
 /// Requests (and feedback entries) written to a capture file, per model.
 pub const CAPTURE_ROWS: &str = "aimass_capture_rows_total";
 /// Captured entries lost, per model and reason (`queue_full`: the writer
-/// fell behind; `write_failed`: the disk refused the file).
+/// fell behind; `too_large`: one request's tensors with the copies encoding
+/// makes of them are over `max_queue_bytes`; `write_failed`: the disk
+/// refused the file).
 pub const CAPTURE_DROPPED: &str = "aimass_capture_dropped_total";
 /// Capture files written, per model.
 pub const CAPTURE_FILES: &str = "aimass_capture_files_total";

@@ -31,6 +31,12 @@ const MAX_TICK: Duration = Duration::from_millis(50);
 /// `max_queue_bytes` is small: an eighth of it).
 pub const ROW_GROUP_BYTES: u64 = 8 << 20;
 
+/// The bytes of tensors a row group gathers under a bound of
+/// `max_queue_bytes` (one entry bigger than that is a group of its own).
+pub fn row_group_bytes(max_queue_bytes: u64) -> u64 {
+    ROW_GROUP_BYTES.min(max_queue_bytes / 8).max(1)
+}
+
 /// Where a model's two datasets live under its folder.
 pub const REQUESTS: &str = "requests";
 /// See [`REQUESTS`].
@@ -197,7 +203,7 @@ impl Writer {
         let records = self.requests.take();
         let layout = std::mem::take(&mut self.layout);
         if !records.is_empty() {
-            let group_bytes = ROW_GROUP_BYTES.min(self.config.max_queue_bytes / 8).max(1);
+            let group_bytes = row_group_bytes(self.config.max_queue_bytes);
             let model = self.model.clone();
             let groups = row_groups(&records, group_bytes);
             let held = self.held_bytes.clone();

@@ -49,9 +49,10 @@ pub struct CaptureConfig {
     pub queue: usize,
     /// The most bytes of tensors capture holds in memory: requests waiting
     /// in the queue, those gathered for the file being built until it is
-    /// written, and the copies encoding makes of one row group (at most an
-    /// eighth of this or 8 MiB, or one request); past it new ones are
-    /// dropped and counted too.
+    /// written, and the two copies encoding makes of one row group (an
+    /// eighth of this or 8 MiB, or one request, whichever is larger: room
+    /// for them is kept); past it new ones are dropped and counted too, and
+    /// a request with over a third of this in tensors is never kept.
     #[serde(default = "default_queue_bytes")]
     pub max_queue_bytes: u64,
 }
