@@ -153,3 +153,49 @@ async fn with_one_instance_the_calls_run_apart_one_after_another() {
     );
     server.stop().await.unwrap();
 }
+
+/// A plugin's error of 4,200 bytes of three-byte characters would take
+/// 12 KiB percent-encoded in the `grpc-message` trailer, past stock
+/// clients' 8 KiB of metadata: it is cut to 4 KiB once encoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_error_fits_its_grpc_trailer() {
+    use aimass::server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+    use aimass::server::grpc::proto::{self as pb, model_infer_request::InferInputTensor};
+    let server = start().await;
+    let mut client = GrpcInferenceServiceClient::connect(server.grpc.clone())
+        .await
+        .expect("connect");
+    let raw: Vec<u8> = [-7.0f32, 1.0, 2.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let request = pb::ModelInferRequest {
+        model_name: "captured".into(),
+        inputs: vec![InferInputTensor {
+            name: "x".into(),
+            datatype: "FP32".into(),
+            shape: vec![1, 3],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![raw.into()],
+        ..Default::default()
+    };
+    let status = client.model_infer(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+    let message = status.message();
+    assert!(message.contains("語語語"), "{message}");
+    assert!(message.ends_with("bytes cut)"), "{message}");
+    // As tonic percent-encodes it for the trailer.
+    let encoded: usize = message
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_graphic() && !b"\"#%<>`?{}".contains(&b) {
+                1
+            } else {
+                3
+            }
+        })
+        .sum();
+    assert!(encoded <= 4096, "a trailer of {encoded} bytes");
+    server.stop().await.unwrap();
+}

@@ -6,9 +6,10 @@
 //! column). A row whose first value is one of these poisons the whole call:
 //! -1 traps, -2 loops until the time limit, -3 is refused as a model error,
 //! -4 is answered a row short, -5 is refused as invalid input, -6 grows
-//! memory past the cap. Every error message quotes all the values the call
-//! was given, as a careless model's error would: a merged call's message
-//! would then carry other clients' rows.
+//! memory past the cap, -7 is refused as a model error of 1,400 three-byte
+//! characters. Every other error message quotes all the values the call was
+//! given, as a careless model's error would: a merged call's message would
+//! then carry other clients' rows.
 
 use aimass_sdk::{DType, Error, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors};
 
@@ -41,7 +42,7 @@ impl SubModel for Poison {
         let values = x.to_vec::<f32>()?;
         let firsts: Vec<f32> = values.chunks(width.max(1)).map(|r| r[0]).collect();
         let quoted = || format!("{values:?}");
-        let poison = firsts.iter().copied().find(|v| (-6.0..=-1.0).contains(v));
+        let poison = firsts.iter().copied().find(|v| (-7.0..=-1.0).contains(v));
         let mut answered = rows;
         match poison {
             Some(-1.0) => panic!("poisoned: trapping on {}", quoted()),
@@ -54,6 +55,7 @@ impl SubModel for Poison {
             Some(-3.0) => return Err(Error::model(format!("cannot score {}", quoted()))),
             Some(-4.0) => answered = rows - 1,
             Some(-5.0) => return Err(Error::invalid_input(format!("refusing {}", quoted()))),
+            Some(-7.0) => return Err(Error::model("語".repeat(1400))),
             Some(-6.0) => loop {
                 self.hoard.push(vec![1u8; 1 << 20]);
             },
