@@ -265,11 +265,6 @@ async fn run_batch(node: Node, batch: Vec<Call>, instance: OwnedSemaphorePermit)
     for call in &batch {
         node.metrics.queued(call.enqueued.elapsed());
     }
-    // Shapes beyond the rows may differ between calls (a dynamic second
-    // dimension): such calls cannot merge and run apart.
-    if batch.len() > 1 && merge(&batch).is_none() {
-        return run_apart(node, batch.into_iter().map(|c| vec![c]).collect(), instance).await;
-    }
     run_group(node, batch, instance).await;
 }
 
@@ -295,6 +290,8 @@ fn run_group(
             let _ = calls.remove(0).reply.send(answer);
             return;
         }
+        // Shapes beyond the rows may differ between calls (a dynamic second
+        // dimension): such calls cannot merge and run apart.
         let Some(merged) = merge(&calls) else {
             let singles = calls.into_iter().map(|c| vec![c]).collect();
             return run_apart(node, singles, instance).await;

@@ -18,7 +18,9 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Cancel {
     deadline: Instant,
-    abandoned: Arc<AtomicBool>,
+    /// Set only for a compute on another thread, which can be abandoned
+    /// (inline computes, the many small ones, allocate nothing).
+    abandoned: Option<Arc<AtomicBool>>,
 }
 
 impl Cancel {
@@ -26,20 +28,26 @@ impl Cancel {
     pub fn new(deadline: Instant) -> Self {
         Cancel {
             deadline,
-            abandoned: Arc::new(AtomicBool::new(false)),
+            abandoned: None,
         }
     }
 
     /// Whether the compute should stop now.
     pub fn is_due(&self) -> bool {
-        self.abandoned.load(Ordering::Relaxed) || Instant::now() >= self.deadline
+        self.abandoned
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+            || Instant::now() >= self.deadline
     }
 
     /// A guard that abandons the compute when dropped, unless disarmed: the
     /// waiting call's future holds it, so dropping that future (a request
     /// given up) stops the compute too.
-    pub fn abandon_on_drop(&self) -> AbandonGuard {
-        AbandonGuard(Some(self.abandoned.clone()))
+    pub fn abandon_on_drop(&mut self) -> AbandonGuard {
+        let flag = self
+            .abandoned
+            .get_or_insert_with(|| Arc::new(AtomicBool::new(false)));
+        AbandonGuard(Some(flag.clone()))
     }
 
     /// Runs `work` on this thread with this token current.
@@ -87,13 +95,13 @@ mod tests {
 
     #[test]
     fn due_at_the_deadline_or_once_abandoned_and_only_inside_run() {
-        let later = Cancel::new(Instant::now() + Duration::from_secs(60));
+        let mut later = Cancel::new(Instant::now() + Duration::from_secs(60));
         assert!(!later.run(is_due));
         let guard = later.abandon_on_drop();
         drop(guard);
         assert!(later.run(is_due));
         assert!(!is_due(), "outside run, nothing is due");
-        let disarmed = Cancel::new(Instant::now() + Duration::from_secs(60));
+        let mut disarmed = Cancel::new(Instant::now() + Duration::from_secs(60));
         disarmed.abandon_on_drop().disarm();
         assert!(!disarmed.run(is_due));
         let past = Cancel::new(Instant::now());

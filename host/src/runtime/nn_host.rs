@@ -250,7 +250,7 @@ impl inference::HostGraphExecutionContext for HostState {
         }
         let tensors = backend_tensors;
         let started = Instant::now();
-        let cancel = Cancel::new(self.deadline);
+        let mut cancel = Cancel::new(self.deadline);
         let (context, result) = if input_bytes > INLINE_MAX_BYTES || graph.is_slow() {
             let permit = match &self.nn.compute_slots {
                 Some(slots) => Some(slots.clone().acquire_owned().await?),
