@@ -224,3 +224,56 @@ fn node_named(snapshot: &Value, id: &str) -> String {
         .unwrap_or_else(|| panic!("no node {id}"))
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(aimass_browser),
+    ignore = "needs AIMASS_CHROMIUM, Node and tests/ui/node_modules (bash .ci/run sets them up)"
+)]
+async fn names_that_are_markup_are_shown_as_text_and_never_run() {
+    let server = TestServer::start_config("configs/ui_hostile.toml", Limits::default()).await;
+    let model = "<img src=x onerror=\"window.__pwned=`model`\">";
+    let (status, _) = server
+        .get_json(&format!("/v2/ui/graph/{}", urlencoding(model)))
+        .await;
+    assert_eq!(status, 200);
+    let seen = open_page(&server, model).await;
+    let second = &seen["second"];
+    assert_eq!(
+        second["pwned"],
+        Value::Null,
+        "script in a name ran: {second}"
+    );
+    assert_eq!(second["injected"], 0, "a name became markup: {second}");
+    let texts: Vec<&str> = second["linkTexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with(model)),
+        "the name is not shown as written: {texts:?}"
+    );
+    for name in [
+        model,
+        "<script>window.__pwned='node'</script>",
+        "<img src=x onerror=\"window.__pwned=`member`\">",
+    ] {
+        node(second, name);
+    }
+    server.stop().await.unwrap();
+}
+
+/// `text` percent-encoded as a path segment.
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

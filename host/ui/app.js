@@ -239,12 +239,16 @@ async function show(model) {
 
 async function start() {
   const { models } = await getJson("/v2/ui/models");
-  $("models").innerHTML = "";
+  $("models").replaceChildren();
   for (const m of models) {
     const a = document.createElement("a");
     a.href = `/ui/models/${encodeURIComponent(m.name)}`;
     a.dataset.model = m.name;
-    a.innerHTML = `${m.name} <span class="state">v${m.version} ${m.state.toLowerCase()}</span>`;
+    // Names come from the config and plugins: text, never markup.
+    const state = document.createElement("span");
+    state.className = "state";
+    state.textContent = `v${m.version} ${m.state.toLowerCase()}`;
+    a.append(document.createTextNode(`${m.name} `), state);
     a.onclick = (e) => { e.preventDefault(); history.pushState({}, "", a.href); show(m.name); };
     $("models").appendChild(a);
   }

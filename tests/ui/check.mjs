@@ -19,6 +19,11 @@ try {
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("requestfailed", (r) => errors.push(`${r.url()}: ${r.failure()?.errorText}`));
+  // What the page's Content-Security-Policy refused: the page itself
+  // must need nothing it forbids.
+  page.on("console", (m) => {
+    if (m.type() === "error" && m.text().includes("Content Security Policy")) errors.push(m.text());
+  });
   // The model's own link, as a user would open it.
   await page.goto(`${base}/ui/models/${encodeURIComponent(model)}`, { waitUntil: "load" });
   await page.waitForFunction(() => window.aimass && window.aimass.ready, { timeout: 30000 });
@@ -39,6 +44,10 @@ try {
       })),
       polls: window.aimass.polls,
       links: [...document.querySelectorAll("#models a")].map((a) => a.getAttribute("href")),
+      linkTexts: [...document.querySelectorAll("#models a")].map((a) => a.textContent),
+      // Set only by script smuggled in through a name (tests/configs/ui_hostile.toml).
+      pwned: window.__pwned || null,
+      injected: document.querySelectorAll("#models img, #models script, #models iframe").length,
     }));
   const first = await snapshot();
   await page.waitForFunction((p) => window.aimass.polls >= p + 3, { timeout: 15000 }, first.polls);

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 const PAGE: &str = include_str!("../../ui/index.html");
 const APP: &str = include_str!("../../ui/app.js");
+const STYLE: &str = include_str!("../../ui/app.css");
 /// cytoscape 3.34.4 (MIT), vendored: see `host/ui/vendor/cytoscape/`.
 const CYTOSCAPE: &str = include_str!("../../ui/vendor/cytoscape/cytoscape.min.js");
 
@@ -29,6 +30,39 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/ui/assets/{file}", get(asset))
         .route("/v2/ui/models", get(models))
         .route("/v2/ui/graph/{model}", get(graph))
+        .layer(axum::middleware::from_fn(locked_down))
+}
+
+/// What the page may do, whatever text it shows: script and style only
+/// from the page's own assets (no inline script, so a name that gets into
+/// markup cannot run), data only from this server, never framed. The one
+/// inline style admitted, by its hash, is the rule cytoscape injects:
+/// `.__________cytoscape_container { position: relative; }`.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'sha256-pgvDUBa4IjFA2yuSJ2cqcyxmNYJMborsd0ORcRv9vw8='; \
+     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+async fn locked_down(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 async fn page() -> Html<&'static str> {
@@ -38,6 +72,7 @@ async fn page() -> Html<&'static str> {
 async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let (body, kind) = match file.as_str() {
         "app.js" => (APP, "text/javascript; charset=utf-8"),
+        "app.css" => (STYLE, "text/css; charset=utf-8"),
         "cytoscape.min.js" => (CYTOSCAPE, "text/javascript; charset=utf-8"),
         _ => return Err(ApiError::NotFound(format!("no asset `{file}`"))),
     };
@@ -69,15 +104,44 @@ mod tests {
     use std::sync::Arc;
     use tower::ServiceExt;
 
-    async fn status(ui: bool, path: &str) -> u16 {
+    async fn get(ui: bool, path: &str) -> axum::response::Response {
         let state = Arc::new(ServerState::new(
             "aimass.toml".into(),
             Limits::default(),
             AdminToken::none(),
         ));
         let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
-        let response = router(state, ui).oneshot(request).await.unwrap();
-        response.status().as_u16()
+        router(state, ui).oneshot(request).await.unwrap()
+    }
+
+    async fn status(ui: bool, path: &str) -> u16 {
+        get(ui, path).await.status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn the_page_and_its_assets_forbid_inline_script() {
+        for path in ["/ui", "/ui/models/x", "/ui/assets/app.js", "/v2/ui/models"] {
+            let response = get(true, path).await;
+            let policy = response.headers()["content-security-policy"]
+                .to_str()
+                .unwrap();
+            assert!(policy.contains("script-src 'self';"), "{path}: {policy}");
+            assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
+            assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        }
+        // The hash admitted is of the one rule cytoscape injects: a new
+        // cytoscape that injects another must change the policy with it.
+        assert!(super::CYTOSCAPE.contains(r#"u.textContent="."+s+" { position: relative; }""#));
+        assert!(super::CYTOSCAPE.contains(r#"s="__________cytoscape_container""#));
+    }
+
+    #[test]
+    fn the_page_has_no_inline_script_or_markup_from_data() {
+        assert!(!super::PAGE.contains("<style"));
+        assert!(
+            super::PAGE.matches("<script").count() == super::PAGE.matches("<script src=").count()
+        );
+        assert!(!super::APP.contains("innerHTML"));
     }
 
     #[tokio::test]
