@@ -255,6 +255,89 @@ async fn versions_are_served_by_policy_addressed_by_path_and_followed_by_hierarc
     server.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_started_only_for_a_pin_is_not_served_to_clients() {
+    // The policy serves version 3 alone; `vs-pinned` pins version 2, which
+    // is started for it at startup.
+    let config = aimass_tests::write_config("configs/versions.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("latest = 2", "latest = 1")).unwrap();
+    let server = TestServer::start_file(config).await;
+    let infer = |path: &str| format!("/v2/models/{path}/infer");
+    assert_eq!(answer(&server, &infer("vs-pinned")).await.1, 2.0);
+    assert_eq!(answer(&server, &infer("vs-scale")).await.1, 3.0);
+    // ... for the hierarchy alone: clients cannot reach it, by any path or
+    // protocol.
+    for path in ["vs-scale/versions/2", "vs-scale@2"] {
+        let (status, _, error) = answer(&server, &infer(path)).await;
+        assert_eq!(status, 404, "{path}: {error}");
+        assert!(error.contains("not served"), "{path}: {error}");
+        let base = format!("/v2/models/{path}");
+        assert_eq!(server.get_json(&base).await.0, 404, "{base}");
+        assert_eq!(
+            server.get_json(&format!("{base}/ready")).await.0,
+            404,
+            "{base}/ready"
+        );
+    }
+    let (_, metadata) = server.get_json("/v2/models/vs-scale").await;
+    assert_eq!(metadata["versions"], json!(["3"]), "{metadata}");
+    pinned_version_is_unreachable_over_grpc(&server).await;
+    server.stop().await.unwrap();
+}
+
+async fn pinned_version_is_unreachable_over_grpc(server: &TestServer) {
+    use aimass::server::grpc::proto as pb;
+    let mut client =
+        pb::grpc_inference_service_client::GrpcInferenceServiceClient::connect(server.grpc.clone())
+            .await
+            .unwrap();
+    for (name, version) in [("vs-scale", "2"), ("vs-scale@2", "")] {
+        let infer = pb::ModelInferRequest {
+            model_name: name.into(),
+            model_version: version.into(),
+            inputs: vec![pb::model_infer_request::InferInputTensor {
+                name: "x".into(),
+                datatype: "FP32".into(),
+                shape: vec![1, 4],
+                contents: Some(pb::InferTensorContents {
+                    fp32_contents: vec![1.0; 4],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let error = client.model_infer(infer).await.unwrap_err();
+        assert_eq!(
+            error.code(),
+            tonic::Code::NotFound,
+            "{name} {version}: {error}"
+        );
+        let ready = client
+            .model_ready(pb::ModelReadyRequest {
+                name: name.into(),
+                version: version.into(),
+            })
+            .await;
+        assert!(
+            ready
+                .as_ref()
+                .is_err_and(|e| e.code() == tonic::Code::NotFound)
+                || ready.as_ref().is_ok_and(|r| !r.get_ref().ready),
+            "{name} {version}: {ready:?}"
+        );
+        let metadata = client
+            .model_metadata(pb::ModelMetadataRequest {
+                name: name.into(),
+                version: version.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(metadata.code(), tonic::Code::NotFound, "{name} {version}");
+    }
+}
+
 /// Sends `x` to `model` until its rollout's state starts with `until`;
 /// returns the versions that answered (status, version) in order of first
 /// appearance, and the final state.
@@ -311,6 +394,20 @@ async fn a_good_version_is_promoted_and_a_bad_one_rolled_back_by_the_host() {
         );
     }
 
+    // A load while the rollout runs restarts it, and the model keeps
+    // answering (it answered 503 "version 0 is unloaded" until reloaded).
+    let (status, body) = post(&server, "/v2/repository/models/ro-good/load", None).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, config) = server.get_json("/v2/models/ro-good/config").await;
+    let state = config["rollout"]["state"].as_str().unwrap_or("");
+    assert!(state.starts_with("step"), "not restarted: {config}");
+    for _ in 0..20 {
+        let (code, _, error) = answer(&server, "/v2/models/ro-good/infer").await;
+        assert_eq!(code, 200, "after a load during the rollout: {error}");
+    }
+    let (seen, _) = drive_rollout(&server, "ro-good", 1.0, "promoted").await;
+    assert!(seen.iter().all(|(s, _)| *s == 200), "{seen:?}");
+
     // Version 2 refuses what version 1 answers: rolled back at once.
     let (seen, status) = drive_rollout(&server, "ro-bad", -1.0, "rolled back").await;
     assert!(seen.contains(&(400, String::new())), "{seen:?}");
@@ -336,11 +433,84 @@ async fn a_good_version_is_promoted_and_a_bad_one_rolled_back_by_the_host() {
         .await
         .unwrap();
     for line in [
-        "aimass_rollout_events_total{model=\"ro-good\",event=\"promoted\"} 1",
+        // Promoted, restarted by the load, promoted again.
+        "aimass_rollout_events_total{model=\"ro-good\",event=\"promoted\"} 2",
         "aimass_rollout_events_total{model=\"ro-bad\",event=\"rolled_back\"} 1",
         "aimass_rollout_share{model=\"ro-bad\"} 0",
     ] {
         assert!(metrics.contains(line), "no `{line}` in /metrics");
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_loads_queue_and_each_succeeds_under_traffic() {
+    // Its own names: the live-instance gauge the other test reads is
+    // process-wide, by node.
+    let config = aimass_tests::write_config("configs/lifecycle.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("lc-", "ol-")).unwrap();
+    let server = TestServer::start_file(config).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for model in ["ol-scale", "ol-twice", "ol-four-times", "ol-other"] {
+        let (client, url, stop) = (
+            server.client.clone(),
+            server.url(&format!("/v2/models/{model}/infer")),
+            stop.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let (mut answered, mut failed) = (0, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let r = client.post(&url).body(request().to_string()).send().await;
+                match r {
+                    Ok(r) if r.status() == 200 => answered += 1,
+                    Ok(r) => failed.push(format!("{model}: {}", r.text().await.unwrap())),
+                    Err(e) => failed.push(format!("{model}: {e}")),
+                }
+            }
+            (answered, failed)
+        }));
+    }
+    // Loads of a node and of the hierarchies standing on it, all at once,
+    // three rounds (they failed with 400 "other loads kept replacing...").
+    let mut loads = Vec::new();
+    for round in 0..3 {
+        for model in ["ol-scale", "ol-twice", "ol-four-times", "ol-other"] {
+            let (client, url) = (
+                server.client.clone(),
+                server.url(&format!("/v2/repository/models/{model}/load")),
+            );
+            loads.push(tokio::spawn(async move {
+                let r = client.post(&url).send().await.unwrap();
+                (round, model, r.status().as_u16(), r.text().await.unwrap())
+            }));
+        }
+    }
+    for load in loads {
+        let (round, model, status, body) = load.await.unwrap();
+        assert_eq!(status, 200, "round {round}, load of {model}: {body}");
+    }
+    // Each can be loaded again afterwards.
+    for model in ["ol-scale", "ol-twice"] {
+        let (status, body) = post(
+            &server,
+            &format!("/v2/repository/models/{model}/load"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{model}: {body}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let (answered, failed) = client.await.unwrap();
+        assert!(answered > 0);
+        assert!(
+            failed.is_empty(),
+            "{} failed: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
     }
     server.stop().await.unwrap();
 }

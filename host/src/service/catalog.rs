@@ -48,10 +48,11 @@ struct Entries {
 pub(super) struct Catalog {
     config: PathBuf,
     models: RwLock<Entries>,
-    /// One lock per model: loads of one model run one at a time; loads of
-    /// different models run side by side (see [`Catalog::start`] for how
-    /// they stay consistent).
-    loading: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Loads run one at a time. Loads of models that share members, run
+    /// side by side, kept rebuilding on what the other had just replaced
+    /// and gave up (67 of 83 in one storm); queued, each either succeeds or
+    /// fails for a reason of its own. A load takes seconds and is rare.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
@@ -59,7 +60,7 @@ impl Catalog {
         Catalog {
             config,
             models: RwLock::new(Entries::default()),
-            loading: std::sync::Mutex::new(BTreeMap::new()),
+            loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -127,14 +128,15 @@ impl Catalog {
             }
         };
         let (base, number) = split_version(key);
+        // A version started only because a hierarchy pins it (`m@3`) runs
+        // for that hierarchy; clients reach only what the policy serves.
+        let serving = versions.served.contains(key);
         match catalog.models.get(key) {
-            Some(Slot::Ready(served)) => Ok(served.clone()),
-            Some(Slot::Unloaded) if versions.served.contains(key) => {
-                Err(ServiceError::unavailable(format!(
-                    "model `{base}` version {number} is unloaded; load it with \
+            Some(Slot::Ready(served)) if serving => Ok(served.clone()),
+            Some(Slot::Unloaded) if serving => Err(ServiceError::unavailable(format!(
+                "model `{base}` version {number} is unloaded; load it with \
                  POST /v2/repository/models/{base}/load"
-                )))
-            }
+            ))),
             _ => Err(ServiceError::not_found(format!(
                 "model `{base}` version {number} is not served: its version policy ([versions.{base}]) \
                  leaves it out ({})",
@@ -170,6 +172,7 @@ impl Catalog {
         };
         defined
             .iter()
+            .filter(|(_, key)| catalog.versions.served.contains(*key))
             .filter(|(_, key)| matches!(catalog.models.get(*key), Some(Slot::Ready(_))))
             .map(|(v, _)| *v)
             .collect()
@@ -234,18 +237,23 @@ impl Catalog {
                 "cannot load `{name}`: its version policy ([versions.{name}]) serves no version"
             )));
         }
-        // Only names the config has get a lock, so clients cannot grow the map.
-        let lock = {
-            let mut locks = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-            locks.entry(base.to_string()).or_default().clone()
-        };
-        let _one_at_a_time = lock.lock().await;
-        // The default (highest) version last: hierarchies calling `base`
-        // are rebuilt around it.
+        let mut keys = keys;
+        // A running rollout answers for `base`: it is started again (from its
+        // first step) around the versions just loaded, or `base` would
+        // answer with a rollout left unloaded.
+        if let Some(rollout) = versions.rollouts.get(base).filter(|_| base == name) {
+            keys.push(rollout.clone());
+        }
+        let _one_at_a_time = self.loading.lock().await;
+        // The default (highest) version, then the rollout, last: hierarchies
+        // calling `base` are rebuilt around it.
         for key in &keys {
-            self.start(&file, &runtime, key).await.map_err(|e| {
-                ServiceError::client(format!("cannot load `{name}`: {}", e.message))
-            })?;
+            self.start(&file, &runtime, key)
+                .await
+                .map_err(|e| ServiceError {
+                    kind: e.kind,
+                    message: format!("cannot load `{name}`: {}", e.message),
+                })?;
         }
         let mut catalog = self.write();
         if versions.defined.contains_key(name) {
