@@ -113,12 +113,21 @@ pub fn to_bytes(
     Ok(bytes)
 }
 
-/// True when the tensor has a JSON form: BF16 has none in the protocol,
-/// and a BYTES element that is not UTF-8 cannot be a JSON string.
+/// True when the tensor has a JSON form: BF16 has none in the protocol, a
+/// BYTES element that is not UTF-8 cannot be a JSON string, and JSON has no
+/// NaN or infinity (serde writes `null`, which no client reads as a
+/// number). Without one, the output goes in binary, exact, as over gRPC.
 pub fn has_json_form(dtype: Dtype, data: &[u8]) -> bool {
+    fn all_finite<const N: usize>(data: &[u8], finite: impl Fn([u8; N]) -> bool) -> bool {
+        data.chunks_exact(N)
+            .all(|c| c.try_into().is_ok_and(&finite))
+    }
     match dtype {
         Dtype::Bf16 => false,
         Dtype::Bytes => strings::elements(data).all(|e| std::str::from_utf8(e).is_ok()),
+        Dtype::Fp32 => all_finite(data, |b| f32::from_le_bytes(b).is_finite()),
+        Dtype::Fp16 => all_finite(data, |b| half::f16::from_le_bytes(b).is_finite()),
+        Dtype::Fp64 => all_finite(data, |b| f64::from_le_bytes(b).is_finite()),
         _ => true,
     }
 }

@@ -335,4 +335,44 @@ mod tests {
         let forced = encode(response(vec![bf16]), &BinaryChoice::none()).unwrap();
         assert_eq!(forced.json_length.map(|l| forced.body.len() - l), Some(2));
     }
+
+    #[test]
+    fn nan_and_infinity_go_in_binary_exactly_and_finite_outputs_stay_json() {
+        let response = |outputs| InferResponse {
+            model_name: "m".into(),
+            model_version: "1".into(),
+            id: None,
+            outputs,
+            dropped: vec![],
+            trace: vec![],
+        };
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let y = Tensor::from_f32(vec![3], &[0.5, bad, 1.0]).unwrap();
+            let z = Tensor::from_f32(vec![1], &[2.0]).unwrap();
+            let outputs = vec![("y".to_string(), y), ("z".to_string(), z)];
+            let encoded = encode(response(outputs), &BinaryChoice::none()).unwrap();
+            let length = encoded.json_length.expect("a binary part");
+            let head: serde_json::Value = serde_json::from_slice(&encoded.body[..length]).unwrap();
+            assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 12);
+            assert_eq!(head["outputs"][1]["data"], serde_json::json!([2.0]));
+            let tail = &encoded.body[length..];
+            let middle = f32::from_le_bytes(tail[4..8].try_into().unwrap());
+            assert_eq!(middle.to_bits(), bad.to_bits(), "{bad} sent as {middle}");
+        }
+        let half_inf = Tensor::new(Dtype::Fp16, vec![1], vec![0x00, 0x7c]).unwrap();
+        let encoded = encode(
+            response(vec![("h".to_string(), half_inf)]),
+            &BinaryChoice::none(),
+        )
+        .unwrap();
+        assert!(encoded.json_length.is_some());
+        let double_nan =
+            Tensor::new(Dtype::Fp64, vec![1], f64::NAN.to_le_bytes().to_vec()).unwrap();
+        let encoded = encode(
+            response(vec![("d".to_string(), double_nan)]),
+            &BinaryChoice::none(),
+        )
+        .unwrap();
+        assert!(encoded.json_length.is_some());
+    }
 }
