@@ -567,12 +567,14 @@ async fn limits_and_failures_map_to_their_codes() {
         .await
         .expect("an echo answers");
 
-    // tonic refuses a message over the limit before any handler runs, with
-    // OUT_OF_RANGE (grpc-core says RESOURCE_EXHAUSTED) and the limit named.
+    // A message over the limit is refused before any handler runs, with
+    // RESOURCE_EXHAUSTED (as grpc-core says) and the limit named.
     let too_big = grpc.model_infer(chaos(0, 32 << 10)).await.unwrap_err();
-    assert_eq!(too_big.code(), Code::OutOfRange, "{too_big}");
+    assert_eq!(too_big.code(), Code::ResourceExhausted, "{too_big}");
     assert!(
-        too_big.message().contains("the limit is: 16384 bytes"),
+        too_big
+            .message()
+            .contains("over the server's limit of 16384 bytes"),
         "{}",
         too_big.message()
     );
@@ -597,5 +599,184 @@ async fn limits_and_failures_map_to_their_codes() {
     grpc.model_infer(chaos(0, 4))
         .await
         .expect("an echo answers after");
+    server.stop().await.unwrap();
+}
+
+/// A raw HTTP/2 connection to the gRPC port: what a hostile client sends,
+/// not what tonic's client would.
+async fn raw_h2(
+    server: &TestServer,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<()>,
+) {
+    let address = server.grpc.trim_start_matches("http://").to_string();
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (send, driver)
+}
+
+/// Sends `body` (already framed) to `path`; ends the stream when `end`.
+/// The answer's grpc-status and grpc-message, from its trailers or its
+/// headers (a trailers-only answer).
+async fn raw_call(
+    send: &mut h2::client::SendRequest<bytes::Bytes>,
+    path: &str,
+    body: Vec<u8>,
+    end: bool,
+) -> (String, String) {
+    let request = http::Request::post(format!("http://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let mut ready = send.clone().ready().await.unwrap();
+    let (response, mut stream) = ready.send_request(request, false).unwrap();
+    stream.send_data(body.into(), end).unwrap();
+    let response = response.await.unwrap();
+    // grpc-message is percent-encoded on the wire.
+    let field = |headers: &http::HeaderMap, name: &str| {
+        headers.get(name).map(|v| {
+            let (mut bytes, mut raw) = (Vec::new(), v.as_bytes().iter());
+            while let Some(&b) = raw.next() {
+                let hex = |h: Option<&u8>| h.and_then(|&h| (h as char).to_digit(16));
+                match b {
+                    b'%' => match (hex(raw.next()), hex(raw.next())) {
+                        (Some(hi), Some(lo)) => bytes.push((hi * 16 + lo) as u8),
+                        _ => bytes.push(b'?'),
+                    },
+                    b => bytes.push(b),
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    if let Some(code) = field(response.headers(), "grpc-status") {
+        let message = field(response.headers(), "grpc-message").unwrap_or_default();
+        return (code, message);
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let trailers = body.trailers().await.unwrap().unwrap_or_default();
+    (
+        field(&trailers, "grpc-status").unwrap_or_default(),
+        field(&trailers, "grpc-message").unwrap_or_default(),
+    )
+}
+
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut body = vec![0];
+    body.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(message);
+    body
+}
+
+/// Waits until the peer closes `tcp` (EOF or reset); how long that took.
+async fn closed_within(tcp: &mut tokio::net::TcpStream, limit: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = vec![0u8; 4096];
+    let wait = async {
+        loop {
+            match tcp.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_port_has_rest_armour() {
+    let limits = Limits {
+        header_timeout: std::time::Duration::from_millis(500),
+        body_timeout: std::time::Duration::from_millis(500),
+        max_connections: 4,
+        ..Limits::default()
+    };
+    let server = TestServer::start(limits).await;
+    let infer = "/inference.GRPCInferenceService/ModelInfer";
+    let (mut send, driver) = raw_h2(&server).await;
+
+    // A million empty inputs (2 MB on the wire, ~0.5 GB once decoded) are
+    // refused from the wire form, before decoding.
+    let mut message = Vec::with_capacity(2_000_000);
+    for _ in 0..1_000_000 {
+        message.extend_from_slice(&[5 << 3 | 2, 0]);
+    }
+    let (code, text) = raw_call(&mut send, infer, framed(&message), true).await;
+    assert_eq!(code, "3", "{text}");
+    assert!(text.contains("more than 4096 inputs"), "{text}");
+    // Streams per connection are bounded, and said so in SETTINGS.
+    assert_eq!(send.current_max_send_streams(), 128);
+
+    // A length prefix that promises 1000 bytes, then 10 and silence: the
+    // body deadline answers it.
+    let mut stalled = vec![0, 0, 0, 0x03, 0xe8];
+    stalled.extend_from_slice(&[0u8; 10]);
+    let started = std::time::Instant::now();
+    let (code, text) = raw_call(&mut send, infer, stalled, false).await;
+    assert_eq!(code, "4", "{text}");
+    assert!(text.contains("did not arrive within 500 ms"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(send);
+    driver.abort();
+
+    // A connection that never sends its preface is closed after the header
+    // deadline; so is one that shakes hands and then idles.
+    let address = server.grpc.trim_start_matches("http://").to_string();
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    assert!(closed_within(&mut silent, std::time::Duration::from_secs(5)).await);
+    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (idle_send, idle) = h2::client::handshake(tcp).await.unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), idle).await;
+    assert!(ended.is_ok(), "an idle HTTP/2 connection stayed open");
+    drop(idle_send);
+
+    // Over the connection cap, more gRPC connections are closed at once,
+    // and REST (its own cap) answers throughout.
+    // (The connections above have ended on the server's side by now.)
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let mut over = tokio::net::TcpStream::connect(&address).await.unwrap();
+    assert!(closed_within(&mut over, std::time::Duration::from_millis(300)).await);
+    let (status, _) = server.get_json("/v2/health/ready").await;
+    assert_eq!(status, 200);
+    // The held ones time out; the port serves again.
+    for tcp in &mut held {
+        assert!(closed_within(tcp, std::time::Duration::from_secs(5)).await);
+    }
+    let mut grpc = client(&server).await;
+    let ready = grpc.server_ready(pb::ServerReadyRequest {}).await.unwrap();
+    assert!(ready.get_ref().ready);
+
+    // A 100 KiB model name comes back cut, so that stock clients (8-16 KiB
+    // of metadata) read NOT_FOUND, not RESOURCE_EXHAUSTED.
+    let long = "m".repeat(100 << 10);
+    let error = grpc
+        .model_infer(raw_request(&long, "x", "FP32", &[1], vec![0; 4]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Code::NotFound,
+        "{}",
+        &error.message()[..200.min(error.message().len())]
+    );
+    assert!(
+        error.message().len() <= 4096,
+        "{} bytes",
+        error.message().len()
+    );
     server.stop().await.unwrap();
 }

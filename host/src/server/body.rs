@@ -70,7 +70,21 @@ impl BodyBudget {
 pub struct ReadBody {
     /// The bytes.
     pub bytes: Vec<u8>,
-    _charged: Option<OwnedSemaphorePermit>,
+    charged: Option<OwnedSemaphorePermit>,
+}
+
+impl ReadBody {
+    /// Charges `more` bytes beyond the body's own, for what is decoded from
+    /// it and lives as long.
+    pub fn charge_more(&mut self, budget: &BodyBudget, more: usize) -> Result<(), ApiError> {
+        let total = self.bytes.len().saturating_add(more);
+        budget.cover(&mut self.charged, total)
+    }
+
+    /// The bytes, and the charge for them: keep it as long as they live.
+    pub fn into_parts(self) -> (Vec<u8>, Option<OwnedSemaphorePermit>) {
+        (self.bytes, self.charged)
+    }
 }
 
 /// Reads a whole body of at most `limit` bytes within `timeout`, charging
@@ -143,10 +157,7 @@ pub async fn read_body(
     if total > limit {
         return Err(too_large());
     }
-    Ok(ReadBody {
-        bytes,
-        _charged: charged,
-    })
+    Ok(ReadBody { bytes, charged })
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! codes in one place, [`status`].
 
 mod codec;
+mod scan;
 mod service;
+mod transport;
 
 /// The messages and the service, generated from `proto/inference.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -67,27 +69,26 @@ pub fn within_trailer(message: &str, max: usize) -> String {
 }
 
 /// Serves gRPC on `listener` until `shutdown` resolves; calls in flight
-/// finish first.
+/// finish first. The connections are this crate's own (see [`transport`]):
+/// tonic's server has no connection cap nor header or body deadline.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<ServerState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
+) -> std::io::Result<()> {
     let limit = state.limits.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     let reporting = tokio::spawn(report_health(health, state.clone()));
-    let service = GrpcInferenceServiceServer::new(service::Grpc { state })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(usize::MAX);
-    let served = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(health_service)
+    let service = GrpcInferenceServiceServer::new(service::Grpc {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(usize::MAX);
+    let router = tonic::service::Routes::new(health_service)
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await;
+        .prepare()
+        .into_axum_router();
+    let served = transport::serve(listener, router, state, shutdown).await;
     reporting.abort();
     served
 }
