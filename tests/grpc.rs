@@ -713,6 +713,11 @@ async fn the_grpc_port_has_rest_armour() {
     let (code, text) = raw_call(&mut send, infer, framed(&message), true).await;
     assert_eq!(code, "3", "{text}");
     assert!(text.contains("more than 4096 inputs"), "{text}");
+    // The same message in a stream is measured the same way.
+    let stream = "/inference.GRPCInferenceService/ModelStreamInfer";
+    let (code, text) = raw_call(&mut send, stream, framed(&message), true).await;
+    assert_eq!(code, "3", "{text}");
+    assert!(text.contains("more than 4096 inputs"), "{text}");
     // Streams per connection are bounded, and said so in SETTINGS.
     assert_eq!(send.current_max_send_streams(), 128);
 

@@ -40,6 +40,13 @@ impl BodyBudget {
         }
     }
 
+    /// A charge of `bytes`, held until dropped.
+    pub fn charge(&self, bytes: usize) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        let mut held = None;
+        self.cover(&mut held, bytes)?;
+        Ok(held)
+    }
+
     /// Grows `held` to cover `bytes` in all (it covers whole units already).
     fn cover(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> Result<(), ApiError> {
         let have = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);

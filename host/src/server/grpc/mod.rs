@@ -7,6 +7,7 @@
 mod codec;
 mod scan;
 mod service;
+mod stream_body;
 mod transport;
 
 /// The messages and the service, generated from `proto/inference.proto`.

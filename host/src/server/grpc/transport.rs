@@ -4,9 +4,11 @@
 //! bounded streams per connection, keep-alive pings, and unary messages
 //! read whole within `--body-timeout-ms` and charged to the same body
 //! budget as REST's, with `ModelInfer`'s decoded size charged (and its
-//! counts bounded) before prost allocates it.
+//! counts bounded) before prost allocates it; `ModelStreamInfer`'s
+//! messages the same way, one at a time (see [`MeasuredStream`]).
 
 use super::scan;
+use super::stream_body::MeasuredStream;
 use crate::server::body::read_body;
 use crate::server::error::ApiError;
 use crate::server::state::ServerState;
@@ -142,7 +144,10 @@ async fn call(
 ) -> Result<hyper::Response<Body>, std::convert::Infallible> {
     let (parts, body) = request.into_parts();
     let (request, charge) = if parts.uri.path() == STREAMING {
-        (hyper::Request::from_parts(parts, Body::new(body)), None)
+        let limits = state.limits;
+        let measured =
+            MeasuredStream::new(Body::new(body), state.bodies.clone(), limits.max_body_bytes);
+        (hyper::Request::from_parts(parts, Body::new(measured)), None)
     } else {
         match read_message(&state, &parts, Body::new(body)).await {
             Ok((bytes, charge)) => (hyper::Request::from_parts(parts, Body::from(bytes)), charge),
