@@ -74,6 +74,9 @@ pub const NN_COMPUTE_SECONDS: &str = "aimass_nn_compute_duration_seconds";
 /// tract's plans per concrete input shape, by event (`hit`, `miss`,
 /// `built`, `evicted`), over all graphs.
 pub const TRACT_PLANS: &str = "aimass_tract_plans_total";
+/// tract computes stopped between two ops because their call was over (the
+/// caller timed out or went away), over all graphs.
+pub const NN_COMPUTES_STOPPED: &str = "aimass_nn_computes_stopped_total";
 /// Bytes of tract plans held (each counted as its graph's weights).
 pub const TRACT_PLAN_BYTES: &str = "aimass_tract_plan_bytes";
 

@@ -8,13 +8,15 @@
 #
 # Environment: BIN_A, BIN_B (required), CONFIG_A, CONFIG_B (both
 # examples/digits/aimass.toml), ROUNDS (5), SECONDS_PER_ROUND (10), CONC
-# (32), THREADS (2), PORT (18710). Needs wrk (apt-get install -y wrk).
+# (32), THREADS (2), PORT (18710), BODY (digits-json-1.json; any name
+# tests/load/make_bodies.py writes, e.g. digits-json-64.json for batch 64).
+# Needs wrk (apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${BIN_A:?set BIN_A to the baseline binary}" "${BIN_B:?set BIN_B to the binary to compare}"
 CONFIG_A=${CONFIG_A:-examples/digits/aimass.toml}; CONFIG_B=${CONFIG_B:-examples/digits/aimass.toml}
 ROUNDS=${ROUNDS:-5}; SECS=${SECONDS_PER_ROUND:-10}; CONC=${CONC:-32}; THREADS=${THREADS:-2}
-PORT=${PORT:-18710}
+PORT=${PORT:-18710}; BODY=${BODY:-digits-json-1.json}
 command -v wrk >/dev/null || { echo "compare: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/aimass-compare.XXXXXX")
@@ -26,7 +28,8 @@ cleanup() {
 trap cleanup EXIT
 
 python3 tests/load/make_bodies.py examples/digits/data/test.csv "$WORK/bodies" >/dev/null
-grep ' /.*digits-json-1.json$' "$WORK/bodies/requests.txt" | head -1 > "$WORK/requests.txt"
+grep " /.*/$BODY\$" "$WORK/bodies/requests.txt" | head -1 > "$WORK/requests.txt"
+[ -s "$WORK/requests.txt" ] || { echo "compare: no body $BODY" >&2; exit 1; }
 
 # Runs one round against binary `$1` serving config `$2`; prints requests/s.
 round() {
@@ -56,7 +59,7 @@ round() {
 median() { tr ' ' '\n' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 A=(); B=(); PA=(); PB=()
-echo "compare: batch-1 digits, c=$CONC, $ROUNDS rounds of ${SECS}s each, A=$BIN_A $CONFIG_A B=$BIN_B $CONFIG_B"
+echo "compare: $BODY, c=$CONC, $ROUNDS rounds of ${SECS}s each, A=$BIN_A $CONFIG_A B=$BIN_B $CONFIG_B"
 for r in $(seq 1 "$ROUNDS"); do
   read -r a pa <<<"$(round "$BIN_A" "$CONFIG_A")"; read -r b pb <<<"$(round "$BIN_B" "$CONFIG_B")"
   A+=("$a"); B+=("$b"); PA+=("$pa"); PB+=("$pb")

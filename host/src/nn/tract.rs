@@ -429,6 +429,7 @@ impl TractContext {
         // Between ops, a compute whose call is over stops (see `cancel`).
         let outputs = state.run_plan_with_eval(inputs, |context, op_state, node, inputs| {
             if crate::runtime::cancel::is_due() {
+                metrics::counter!(crate::metrics::NN_COMPUTES_STOPPED).increment(1);
                 anyhow::bail!("stopped before {}: the call is over", node.name);
             }
             tract_onnx::tract_core::plan::eval(context, op_state, node, inputs)
