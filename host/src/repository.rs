@@ -200,14 +200,11 @@ impl Repository {
             if wanted.is_some() && !plugins_needed.contains(name.as_str()) {
                 continue;
             }
+            let path = file.resolve(&p.path);
             let plugin = runtime
-                .load(name, &file.resolve(&p.path), p.sha256.as_deref())
+                .load(name, &path, p.sha256.as_deref())
                 .map_err(|e| {
-                    let fix = if p.build.is_some() {
-                        "build it first (`aimass serve --build` runs its build command)"
-                    } else {
-                        "check `path`, or add a `build` command"
-                    };
+                    let fix = plugin_fix(&path, p.build.is_some());
                     one(file
                         .error(
                             file.table_span("plugins", name),
@@ -354,5 +351,68 @@ fn param_value(value: &ParamConfig) -> ParamValue {
         ParamConfig::Text(s) => ParamValue::Text(s.clone()),
         ParamConfig::Texts(v) => ParamValue::Texts(v.clone()),
         ParamConfig::Numbers(v) => ParamValue::Numbers(v.clone()),
+    }
+}
+/// What to do about a plugin that did not load, from what is at its path.
+fn plugin_fix(path: &Path, has_build: bool) -> String {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        // A build that ran may have named its output otherwise: cargo
+        // writes a crate `my-plugin` as `my_plugin.wasm`.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let sibling = path.with_file_name(name.replace('-', "_"));
+        if sibling != path && sibling.is_file() {
+            return format!(
+                "`path` names a file that is not there, but `{}` is (cargo writes \
+                 dashes in crate names as underscores); point `path` at it",
+                sibling.display()
+            );
+        }
+        return if has_build {
+            "build it first (`aimass serve --build` runs its build command in the \
+             config's folder), and check that `path` names what it writes"
+                .into()
+        } else {
+            "check `path`, or add a `build` command".into()
+        };
+    };
+    let mut head = [0u8; 4];
+    let native = std::io::Read::read_exact(&mut file, &mut head).is_ok()
+        && (head == *b"\x7fELF"
+            || head[..2] == *b"MZ"
+            || matches!(head, [0xcf | 0xce, 0xfa, 0xed, 0xfe] | [0xca, 0xfe, 0xba, 0xbe]));
+    if native {
+        "this is a native library, not a WebAssembly component: build the plugin with \
+         `cargo build --target wasm32-wasip2` and point `path` at its `.wasm`"
+            .into()
+    } else {
+        format!(
+            "`aimass inspect {}` shows what the file is and what it lacks",
+            path.display()
+        )
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::plugin_fix;
+
+    #[test]
+    fn a_plugin_that_does_not_load_gets_the_fix_its_file_calls_for() {
+        let dir = std::env::temp_dir().join(format!("aimass-plugin-fix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("my_plugin.wasm"), b"\0asm").unwrap();
+        std::fs::write(dir.join("native.so"), b"\x7fELF\x02\x01").unwrap();
+        let renamed = plugin_fix(&dir.join("my-plugin.wasm"), true);
+        assert!(renamed.contains("my_plugin.wasm` is"), "{renamed}");
+        let native = plugin_fix(&dir.join("native.so"), true);
+        assert!(native.contains("native library"), "{native}");
+        let missing = plugin_fix(&dir.join("other.wasm"), true);
+        assert!(missing.starts_with("build it first"), "{missing}");
+        let unbuilt = plugin_fix(&dir.join("other.wasm"), false);
+        assert!(unbuilt.contains("add a `build` command"), "{unbuilt}");
+        let wrong = plugin_fix(&dir.join("my_plugin.wasm"), true);
+        assert!(wrong.contains("aimass inspect"), "{wrong}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

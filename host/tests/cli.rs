@@ -250,3 +250,23 @@ fn check_and_errors_show_hostile_names_escaped() {
     assert_eq!(acts_on_a_terminal(&stderr), None, "{stderr:?}");
     assert!(stderr.contains("`forger\\x1b[31m`"), "{stderr}");
 }
+
+/// `aimass schema | head`: a reader that stops early ends the output, not
+/// the process with a "Broken pipe" panic.
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    for _ in 0..3 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aimass"))
+            .arg("schema")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The read end closed before the schema is written.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -11,8 +11,7 @@ use std::path::Path;
 /// Prints each model's signature, or every error in the file.
 pub async fn run(config: &Path) -> Result<(), String> {
     let repository = Repository::open(config).await.map_err(|e| e.to_string())?;
-    print!("{}", render(&repository));
-    Ok(())
+    super::stdout::write(&render(&repository))
 }
 
 fn specs(specs: &[TensorSpec]) -> String {

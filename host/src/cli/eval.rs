@@ -34,9 +34,9 @@ pub async fn run(
         let report = evaluate_text(served, data).await?;
         if json {
             let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-            println!("{}", shown(&text));
+            super::stdout::line(&shown(&text))?;
         } else {
-            print!("{}", shown(&render_text(&report)));
+            super::stdout::write(&shown(&render_text(&report)))?;
         }
         return Ok(());
     }
@@ -51,11 +51,10 @@ pub async fn run(
     report.live = live;
     if json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        println!("{}", shown(&text));
+        super::stdout::line(&shown(&text))
     } else {
-        print!("{}", shown(&render(&report)));
+        super::stdout::write(&shown(&render(&report)))
     }
-    Ok(())
 }
 
 /// A report as printed: it may quote what a plugin answered (an OCR line)

@@ -27,16 +27,13 @@ pub async fn run(path: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let info = instance.info().await.map_err(|e| e.to_string())?;
     let verdict = crate::runtime::validate_info(&info);
-    print!(
-        "{}",
-        render(
-            path,
-            plugin.digest(),
-            &info,
-            &plugin.imports(runtime.engine()),
-            &plugin.exports(runtime.engine())
-        )
-    );
+    super::stdout::write(&render(
+        path,
+        plugin.digest(),
+        &info,
+        &plugin.imports(runtime.engine()),
+        &plugin.exports(runtime.engine()),
+    ))?;
     // Shown whole above (escaped), so an author sees what is wrong with it.
     verdict.map_err(|message| format!("plugin `{name}` describes itself wrongly: {message}"))
 }

@@ -5,6 +5,7 @@ mod eval;
 mod inspect;
 mod run;
 mod serve;
+mod stdout;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -112,8 +113,7 @@ impl Cli {
                 input,
             } => run::run(&config, &model, &input).await,
             Command::Schema => {
-                println!("{}", crate::config::json_schema());
-                Ok(())
+                stdout::line(&crate::config::json_schema())
             }
         }
     }

@@ -45,6 +45,5 @@ pub async fn run(config: &Path, model: &str, input: &Path) -> Result<(), String>
     // serde_json escapes C0 controls only: the rest a terminal acts on
     // (C1, U+2028, bidi overrides in a BYTES answer) is escaped too, as
     // JSON's own `\uNNNN`, so the output stays the same JSON.
-    println!("{}", crate::printable::escape_except(&text, |c| c == '\n'));
-    Ok(())
+    super::stdout::line(&crate::printable::escape_except(&text, |c| c == '\n'))
 }

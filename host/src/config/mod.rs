@@ -73,6 +73,9 @@ impl ConfigFile {
                         );
                     }
                 }
+                if let Some(near) = did_you_mean(&error.message) {
+                    error = error.fix(format!("did you mean `{near}`?"));
+                }
                 Err(ConfigErrors::one(error))
             }
         }
@@ -235,6 +238,38 @@ pub fn json_schema() -> String {
     serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
 
+/// For serde's "unknown field `X`, expected one of `a`, `b`" (or "unknown
+/// variant"), the expected name nearest `X` (`nodes` for `node`, `sequence`
+/// for `sequences`), when one is near enough to be the one meant.
+fn did_you_mean(message: &str) -> Option<&str> {
+    let (unknown, expected) = message.split_once("`, expected ")?;
+    let unknown = unknown.rsplit_once('`')?.1;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| (edit_distance(unknown, name), name))
+        .filter(|&(distance, name)| distance <= 2.max(name.len() / 4))
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +373,25 @@ mod tests {
             }
             parsed_or_explained(text);
         }
+    }
+
+    #[test]
+    fn a_misspelt_key_or_section_gets_a_did_you_mean() {
+        for (text, near) in [
+            ("[sequences.a]\nsteps = []\n", "sequence"),
+            ("[node.a]\nplugin = \"p\"\n", "nodes"),
+            ("[nodes.a]\nplugn = \"p\"\n", "plugin"),
+        ] {
+            let Err(errors) = ConfigFile::parse(Path::new("x.toml"), text.into()) else {
+                panic!("{text} parsed");
+            };
+            let shown = errors.to_string();
+            assert!(shown.contains(&format!("did you mean `{near}`?")), "{shown}");
+        }
+        let Err(errors) = ConfigFile::parse(Path::new("x.toml"), "[zzzzzz.a]\n".into()) else {
+            panic!("parsed");
+        };
+        assert!(!errors.to_string().contains("did you mean"), "{errors}");
     }
 
     #[test]

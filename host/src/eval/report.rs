@@ -21,7 +21,10 @@ pub fn render(report: &Report) -> String {
         Some(auc) => {
             let _ = writeln!(out, "  ROC AUC (macro, one-vs-rest) {auc:.4}");
         }
-        None => out.push_str("  ROC AUC           n/a (the model returns no probabilities)\n"),
+        None => {
+            let why = s.roc_auc_missing.as_deref().unwrap_or("no probabilities");
+            let _ = writeln!(out, "  ROC AUC           n/a ({why})");
+        }
     }
     let _ = writeln!(
         out,

@@ -8,15 +8,20 @@ pub struct Scores {
     pub samples: usize,
     /// Fraction labelled right.
     pub accuracy: f64,
-    /// Mean over classes of each class's precision.
+    /// Mean over the classes present (in the labels or the predictions) of
+    /// each class's precision, as scikit-learn's macro average: a class
+    /// absent from both would count as 0 and say nothing of the model.
     pub macro_precision: f64,
     /// Mean over classes of each class's recall.
     pub macro_recall: f64,
     /// Mean over classes of each class's F1.
     pub macro_f1: f64,
     /// Mean over classes of the one-vs-rest ROC AUC (classes with both
-    /// positives and negatives only); `None` without probabilities.
+    /// positives and negatives only); `None` without probabilities or
+    /// without two classes among the labels.
     pub macro_roc_auc: Option<f64>,
+    /// Why there is no ROC AUC, when there is none.
+    pub roc_auc_missing: Option<String>,
     /// Per class, in class order.
     pub classes: Vec<ClassScores>,
     /// `confusion[truth][predicted]`.
@@ -85,10 +90,23 @@ pub fn score(
             }
         })
         .collect();
+    let present: Vec<&ClassScores> = per_class
+        .iter()
+        .filter(|c| c.support > 0 || confusion.iter().any(|row| row[c.class] > 0))
+        .collect();
     let mean = |f: &dyn Fn(&ClassScores) -> f64| {
-        per_class.iter().map(f).sum::<f64>() / classes.max(1) as f64
+        present.iter().map(|c| f(c)).sum::<f64>() / present.len().max(1) as f64
     };
     let aucs: Vec<f64> = per_class.iter().filter_map(|c| c.roc_auc).collect();
+    let labelled = per_class.iter().filter(|c| c.support > 0).count();
+    let roc_auc_missing = match (probabilities, aucs.is_empty()) {
+        (_, false) => None,
+        (None, true) => Some("the model returns no probabilities".to_string()),
+        (Some(_), true) => Some(format!(
+            "the labels hold {labelled} class{}: one-vs-rest needs samples of two",
+            if labelled == 1 { "" } else { "es" }
+        )),
+    };
     let right = truth.iter().zip(predicted).filter(|(t, p)| t == p).count();
     Scores {
         samples: truth.len(),
@@ -97,6 +115,7 @@ pub fn score(
         macro_recall: mean(&|c| c.recall),
         macro_f1: mean(&|c| c.f1),
         macro_roc_auc: (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64),
+        roc_auc_missing,
         classes: per_class,
         confusion,
     }
@@ -168,5 +187,25 @@ mod tests {
         assert_eq!(s.accuracy, 0.98);
         assert_eq!(s.classes[1].recall, 0.0);
         assert_eq!(s.macro_recall, 0.5);
+    }
+
+    #[test]
+    fn one_class_in_the_labels_scores_that_class_and_says_why_there_is_no_auc() {
+        // Ten samples of class 4, all right, with probabilities over 10
+        // classes: F1 1.0 (not 0.1, a mean over nine absent classes), and
+        // no ROC AUC because of the labels, not the model.
+        let probabilities: Vec<Vec<f32>> = (0..10)
+            .map(|_| (0..10).map(|c| if c == 4 { 0.9 } else { 0.01 }).collect())
+            .collect();
+        let s = score(&[4; 10], &[4; 10], Some(&probabilities), 10);
+        assert_eq!((s.accuracy, s.macro_f1, s.macro_precision), (1.0, 1.0, 1.0));
+        assert_eq!(s.macro_roc_auc, None);
+        let why = s.roc_auc_missing.unwrap();
+        assert!(why.contains("the labels hold 1 class"), "{why}");
+        let without = score(&[0, 1], &[0, 1], None, 2);
+        assert_eq!(
+            without.roc_auc_missing.as_deref(),
+            Some("the model returns no probabilities")
+        );
     }
 }

@@ -57,15 +57,14 @@ pub async fn live() -> Json<Value> {
 /// `GET /v2/health/ready`: loaded and not shutting down. Answered without
 /// logging: probes poll it, and "not yet" is expected while loading.
 pub async fn ready(State(state): Shared) -> Response {
-    if state.is_ready() {
-        Json(json!({ "ready": true })).into_response()
-    } else {
-        let error = "the server is not ready: loading its models or shutting down";
+    if let Some(error) = state.not_ready_because() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "error": error })),
         )
             .into_response()
+    } else {
+        Json(json!({ "ready": true })).into_response()
     }
 }
 

@@ -87,6 +87,21 @@ impl ServerState {
         }
     }
 
+    /// Why the server is not ready, or `None` when it is.
+    pub fn not_ready_because(&self) -> Option<String> {
+        if self.draining.load(Ordering::Relaxed) {
+            return Some("the server is shutting down".into());
+        }
+        if !self.service.is_loaded() {
+            return Some(format!(
+                "the server is loading its models from {} (started {} s ago)",
+                self.service.config().display(),
+                self.started.elapsed().as_secs()
+            ));
+        }
+        None
+    }
+
     /// Ready: loaded and not shutting down.
     pub fn is_ready(&self) -> bool {
         !self.draining.load(Ordering::Relaxed) && self.service.is_loaded()
@@ -95,5 +110,22 @@ impl ServerState {
     /// Shutting down: the ready probe says so; requests in flight finish.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_says_why() {
+        let state = ServerState::new("models.toml".into(), Limits::default(), AdminToken::none());
+        let loading = state.not_ready_because().unwrap();
+        assert!(loading.contains("loading its models from models.toml"), "{loading}");
+        state.start_draining();
+        assert_eq!(
+            state.not_ready_because().as_deref(),
+            Some("the server is shutting down")
+        );
     }
 }
