@@ -358,7 +358,10 @@ fn plugin_fix(path: &Path, has_build: bool) -> String {
     let Ok(mut file) = std::fs::File::open(path) else {
         // A build that ran may have named its output otherwise: cargo
         // writes a crate `my-plugin` as `my_plugin.wasm`.
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let sibling = path.with_file_name(name.replace('-', "_"));
         if sibling != path && sibling.is_file() {
             return format!(
@@ -379,7 +382,10 @@ fn plugin_fix(path: &Path, has_build: bool) -> String {
     let native = std::io::Read::read_exact(&mut file, &mut head).is_ok()
         && (head == *b"\x7fELF"
             || head[..2] == *b"MZ"
-            || matches!(head, [0xcf | 0xce, 0xfa, 0xed, 0xfe] | [0xca, 0xfe, 0xba, 0xbe]));
+            || matches!(
+                head,
+                [0xcf | 0xce, 0xfa, 0xed, 0xfe] | [0xca, 0xfe, 0xba, 0xbe]
+            ));
     if native {
         "this is a native library, not a WebAssembly component: build the plugin with \
          `cargo build --target wasm32-wasip2` and point `path` at its `.wasm`"
@@ -391,7 +397,6 @@ fn plugin_fix(path: &Path, has_build: bool) -> String {
         )
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -112,9 +112,7 @@ impl Cli {
                 model,
                 input,
             } => run::run(&config, &model, &input).await,
-            Command::Schema => {
-                stdout::line(&crate::config::json_schema())
-            }
+            Command::Schema => stdout::line(&crate::config::json_schema()),
         }
     }
 }

@@ -164,11 +164,10 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!("listening on http://{addr}");
     // Not ready yet: "ready: N models" follows once they load (and the
     // config's errors instead, if they do not).
-    tracing::info!(
-        "listening on http://{addr}; loading the models (GET /v2/health/ready says when they serve)"
-    );
+    tracing::info!("loading the models; GET /v2/health/ready says when they serve");
     if ui {
         tracing::info!("web page on http://{addr}/");
     }

@@ -73,7 +73,7 @@ impl ConfigFile {
                         );
                     }
                 }
-                if let Some(near) = did_you_mean(&error.message) {
+                if let Some(near) = did_you_mean(&error.message).map(str::to_string) {
                     error = error.fix(format!("did you mean `{near}`?"));
                 }
                 Err(ConfigErrors::one(error))
@@ -386,7 +386,10 @@ mod tests {
                 panic!("{text} parsed");
             };
             let shown = errors.to_string();
-            assert!(shown.contains(&format!("did you mean `{near}`?")), "{shown}");
+            assert!(
+                shown.contains(&format!("did you mean `{near}`?")),
+                "{shown}"
+            );
         }
         let Err(errors) = ConfigFile::parse(Path::new("x.toml"), "[zzzzzz.a]\n".into()) else {
             panic!("parsed");

@@ -121,7 +121,10 @@ mod tests {
     fn not_ready_says_why() {
         let state = ServerState::new("models.toml".into(), Limits::default(), AdminToken::none());
         let loading = state.not_ready_because().unwrap();
-        assert!(loading.contains("loading its models from models.toml"), "{loading}");
+        assert!(
+            loading.contains("loading its models from models.toml"),
+            "{loading}"
+        );
         state.start_draining();
         assert_eq!(
             state.not_ready_because().as_deref(),
