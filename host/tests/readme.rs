@@ -130,7 +130,11 @@ async fn the_readme_serves_and_answers_as_printed() {
         .find(|b| b.contains("/feedback"))
         .expect("a feedback command");
     // (Its JSON is in a shell string: quotes escaped.)
-    assert!(feedback.replace('\\', "").contains(&format!("\"label\": {label}")));
+    assert!(
+        feedback
+            .replace('\\', "")
+            .contains(&format!("\"label\": {label}"))
+    );
     let output = Command::new("sh")
         .arg("-c")
         .arg(feedback.trim().replace("127.0.0.1:8000", &address))
@@ -186,8 +190,10 @@ async fn the_readme_serves_and_answers_as_printed() {
         };
         let (labels, truth) = (list("labels:"), list("truth: "));
         assert_eq!(labels.len(), 8);
-        let right = labels.iter().zip(&truth).filter(|(a, b)| a == b).count();
-        assert!(right >= 6, "{stdout}");
+        // As the README says: all eight right, one escalated.
+        assert_eq!(labels, truth, "{stdout}");
+        let stages = list("stages:");
+        assert_eq!(stages.iter().filter(|s| *s == "1").count(), 1, "{stdout}");
     }
 
     // The eval command the example's README shows its table was made with
