@@ -17,8 +17,7 @@ use crate::config::CaptureConfig;
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::file::properties::WriterProperties;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -351,20 +350,11 @@ fn write_atomically(dir: &Path, name: &str, batches: impl FnOnce(&mut Sink) -> W
     let written = (|| -> Written {
         let file = std::fs::File::create(&temp).map_err(|e| fail("write a file", &e))?;
         // No dictionaries: tensor values rarely repeat, and a dictionary
-        // encoder would hold a table of them beside the row group. No
-        // statistics on tensor values either (a min and max per page of
-        // pixels helps no query, and computing them was the writer's cost
-        // that grew with rows); the per-request columns keep theirs, for
-        // readers that skip row groups by time or version.
-        let mut properties = WriterProperties::builder()
+        // encoder would hold a table of them beside the row group.
+        let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_dictionary_enabled(false)
-            .set_statistics_enabled(EnabledStatistics::None);
-        for column in ["id", "time", "model", "version", "latency_us", "error"] {
-            properties = properties
-                .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::Page);
-        }
-        let properties = properties.build();
+            .build();
         let mut writer: Option<ArrowWriter<std::io::BufWriter<std::fs::File>>> = None;
         let mut file = Some(std::io::BufWriter::new(file));
         batches(&mut |batch: RecordBatch| {
