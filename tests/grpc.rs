@@ -698,6 +698,7 @@ async fn the_grpc_port_has_rest_armour() {
         header_timeout: std::time::Duration::from_millis(500),
         body_timeout: std::time::Duration::from_millis(500),
         max_connections: 4,
+        max_body_memory_bytes: 4 << 20,
         ..Limits::default()
     };
     let server = TestServer::start(limits).await;
@@ -764,6 +765,23 @@ async fn the_grpc_port_has_rest_armour() {
     let mut grpc = client(&server).await;
     let ready = grpc.server_ready(pb::ServerReadyRequest {}).await.unwrap();
     assert!(ready.get_ref().ready);
+
+    // What a message takes once decoded counts against the body budget, not
+    // its wire size: 600,000 zeros of INT64 are 0.6 MB on the wire and
+    // 4.8 MB decoded, over the 4 MiB budget.
+    let mut zeros = raw_request("simple", "x", "INT64", &[600_000], Vec::new());
+    zeros.raw_input_contents.clear();
+    zeros.inputs[0].contents = Some(pb::InferTensorContents {
+        int64_contents: vec![0; 600_000],
+        ..Default::default()
+    });
+    let spent = grpc.model_infer(zeros).await.unwrap_err();
+    assert_eq!(spent.code(), Code::Unavailable, "{spent}");
+    assert!(
+        spent.message().contains("--max-body-memory-bytes"),
+        "{}",
+        spent.message()
+    );
 
     // A 100 KiB model name comes back cut, so that stock clients (8-16 KiB
     // of metadata) read NOT_FOUND, not RESOURCE_EXHAUSTED.

@@ -168,6 +168,14 @@ async fn reload_reaches_every_hierarchy_and_unload_respects_users() {
 }
 
 /// The answer of `path` (`/v2/models/...`): status, first value, version.
+/// Serves the config at `relative` with every `from` replaced by `to`.
+async fn start_edited(relative: &str, from: &str, to: &str) -> TestServer {
+    let config = aimass_tests::write_config(relative);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(from, to)).unwrap();
+    TestServer::start_file(config).await
+}
+
 async fn answer(server: &TestServer, path: &str) -> (u16, f64, String) {
     let (status, body) = server.post_json(path, &request()).await;
     if status != 200 {
@@ -259,10 +267,7 @@ async fn versions_are_served_by_policy_addressed_by_path_and_followed_by_hierarc
 async fn a_version_started_only_for_a_pin_is_not_served_to_clients() {
     // The policy serves version 3 alone; `vs-pinned` pins version 2, which
     // is started for it at startup.
-    let config = aimass_tests::write_config("configs/versions.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("latest = 2", "latest = 1")).unwrap();
-    let server = TestServer::start_file(config).await;
+    let server = start_edited("configs/versions.toml", "latest = 2", "latest = 1").await;
     let infer = |path: &str| format!("/v2/models/{path}/infer");
     assert_eq!(answer(&server, &infer("vs-pinned")).await.1, 2.0);
     assert_eq!(answer(&server, &infer("vs-scale")).await.1, 3.0);
@@ -447,10 +452,7 @@ async fn a_good_version_is_promoted_and_a_bad_one_rolled_back_by_the_host() {
 async fn overlapping_loads_queue_and_each_succeeds_under_traffic() {
     // Its own names: the live-instance gauge the other test reads is
     // process-wide, by node.
-    let config = aimass_tests::write_config("configs/lifecycle.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("lc-", "ol-")).unwrap();
-    let server = TestServer::start_file(config).await;
+    let server = start_edited("configs/lifecycle.toml", "lc-", "ol-").await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for model in ["ol-scale", "ol-twice", "ol-four-times", "ol-other"] {

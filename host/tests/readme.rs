@@ -22,6 +22,23 @@ fn blocks(readme: &str, language: &str) -> Vec<String> {
         .collect()
 }
 
+/// What `code` prints, run by `python` in `dir`; it must succeed.
+fn run_python(python: &str, code: &str, dir: &Path) -> String {
+    let output = Command::new(python)
+        .arg("-c")
+        .arg(code)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_serves_and_answers_as_printed() {
     let root = repository_root();
@@ -160,22 +177,10 @@ async fn the_readme_serves_and_answers_as_printed() {
         .iter()
         .flat_map(|p| examples.iter().map(move |e| (p, e)))
     {
-        let output = Command::new(python)
-            .arg("-c")
-            .arg(
-                example
-                    .replace("127.0.0.1:8000", &address)
-                    .replace("127.0.0.1:8001", &grpc_address),
-            )
-            .current_dir(&root)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let example = example
+            .replace("127.0.0.1:8000", &address)
+            .replace("127.0.0.1:8001", &grpc_address);
+        let stdout = run_python(python, &example, &root);
         let list = |prefix: &str| -> Vec<String> {
             let line = stdout
                 .lines()
@@ -240,18 +245,7 @@ async fn the_readme_serves_and_answers_as_printed() {
     let reading = blocks(&readme, "py");
     assert_eq!(reading.len(), 1, "one pyarrow example");
     if let Ok(python) = std::env::var("AIMASS_PYTHON") {
-        let output = Command::new(python)
-            .arg("-c")
-            .arg(&reading[0])
-            .current_dir(&root)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stdout = run_python(&python, &reading[0], &root);
         assert!(stdout.contains("answers with feedback"), "{stdout}");
         assert!(!stdout.starts_with("0 answers"), "{stdout}");
     }

@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -44,16 +45,7 @@ pub async fn serve(
     loop {
         let (stream, remote) = tokio::select! {
             () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                // Out of file descriptors and the like: the listener itself is
-                // fine; back off instead of spinning.
-                Err(e) => {
-                    tracing::warn!("cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            pair = accept(&listener, "an HTTP") => pair,
         };
         let Ok(slot) = open.clone().try_acquire_owned() else {
             crate::metrics::rejected("connections");
@@ -80,6 +72,21 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The next connection on `listener`. Out of file descriptors and the like,
+/// the listener itself is fine: the error is logged and accepting resumes
+/// after a pause instead of spinning. Cancel-safe.
+pub(super) async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(pair) => return pair,
+            Err(e) => {
+                tracing::warn!("cannot accept {what} connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Answers a connection over the cap with a 503 and closes it, without

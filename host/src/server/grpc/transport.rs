@@ -11,6 +11,7 @@ use super::scan;
 use super::stream_body::MeasuredStream;
 use crate::server::body::read_body;
 use crate::server::error::ApiError;
+use crate::server::listener::accept;
 use crate::server::state::ServerState;
 use axum::Router;
 use axum::body::Body;
@@ -59,14 +60,7 @@ pub async fn serve(
     loop {
         let (stream, remote) = tokio::select! {
             () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!("cannot accept a gRPC connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            pair = accept(&listener, "a gRPC") => pair,
         };
         let Ok(slot) = open.clone().try_acquire_owned() else {
             // Closed at once: the client sees UNAVAILABLE and retries
