@@ -84,9 +84,16 @@ async fn settled(server: &TestServer, series: &str) -> f64 {
 
 /// Runs tests/capture/read_capture.py (pyarrow) on a model's capture folder.
 async fn read_with_pyarrow(dir: &Path) -> Value {
+    run_reader("read_capture.py", dir).await
+}
+
+/// Runs the pyarrow script `script` of tests/capture/ on `dir`; its JSON.
+async fn run_reader(script: &str, dir: &Path) -> Value {
     let python = std::env::var("AIMASS_PYTHON")
         .expect("AIMASS_REQUIRE_PYTHON is set but AIMASS_PYTHON is not");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("capture/read_capture.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("capture")
+        .join(script);
     let dir = dir.to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(&python)
@@ -250,6 +257,67 @@ async fn what_is_captured_is_exactly_what_was_served_and_feedback_joins_it() {
         let (_, from, ..) = sent.iter().find(|s| json!(s.0) == entry["id"]).unwrap();
         assert_eq!(entry["label"], labels[*from]);
     }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(aimass_python),
+    ignore = "needs AIMASS_PYTHON, a Python with pyarrow (bash .ci/run makes one)"
+)]
+async fn a_folder_read_whole_loses_no_column_when_the_capture_changes() {
+    let server = start().await;
+    let rows = "aimass_capture_rows_total{model=\"digits-reshaped\"}";
+    let (_, body) = pixels(0, 3);
+    for i in 0..5 {
+        infer(&server, "digits-reshaped", &format!("before-{i}"), &body).await;
+    }
+    wait_for(&server, rows, 5.0).await;
+    // The operator starts keeping the teachers' answers too, and reloads.
+    let text = std::fs::read_to_string(&server.config).unwrap();
+    let edited = text.replace(
+        "[capture.digits-reshaped]\n",
+        "[capture.digits-reshaped]\ninner = [\"teacher-heads\"]\n",
+    );
+    assert_ne!(text, edited);
+    std::fs::write(&server.config, edited).unwrap();
+    let (status, answer) = server
+        .post_json("/v2/repository/models/digits-reshaped/load", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    for i in 0..5 {
+        infer(&server, "digits-reshaped", &format!("after-{i}"), &body).await;
+    }
+    wait_for(&server, rows, 10.0).await;
+    let seen = run_reader("read_folders.py", &capture_dir(&server, "digits-reshaped")).await;
+    let folders = seen.as_object().unwrap();
+    // Two datasets, each read whole by pyarrow with every column its
+    // files have and every row.
+    assert_eq!(folders.len(), 2, "{seen}");
+    for (name, folder) in folders {
+        assert_eq!(folder["rows"], folder["file_rows"], "{name}: {folder}");
+        assert_eq!(
+            folder["dataset_rows"], folder["file_rows"],
+            "{name}: {folder}"
+        );
+        let mut columns: Vec<Value> = folder["columns"].as_array().unwrap().clone();
+        columns.sort_by_key(|c| c.to_string());
+        assert_eq!(json!(columns), folder["file_columns"], "{name}: {folder}");
+        let mut columns: Vec<Value> = folder["dataset_columns"].as_array().unwrap().clone();
+        columns.sort_by_key(|c| c.to_string());
+        assert_eq!(json!(columns), folder["file_columns"], "{name}: {folder}");
+    }
+    let now = &seen["requests"];
+    assert_eq!(now["rows"], 5, "{seen}");
+    let teachers = json!("inner:teacher-heads:probabilities");
+    assert!(
+        now["columns"].as_array().unwrap().contains(&teachers),
+        "{seen}"
+    );
+    let (name, earlier) = folders.iter().find(|(n, _)| *n != "requests").unwrap();
+    assert!(name.starts_with("requests-until-"), "{name}");
+    assert_eq!(earlier["rows"], 5, "{seen}");
+    assert!(!earlier["columns"].as_array().unwrap().contains(&teachers));
     server.stop().await.unwrap();
 }
 

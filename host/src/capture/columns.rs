@@ -5,6 +5,7 @@
 //! its own element type (bit for bit what was served), and its shape.
 
 use super::{Feedback, Record};
+use crate::config::CaptureConfig;
 use crate::tensor::{Dtype, NamedTensor, Tensor};
 use arrow_array::{
     ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch,
@@ -99,6 +100,36 @@ pub fn extend_layout(layout: &mut Layout, record: &Record) -> bool {
         }
     }
     true
+}
+
+/// The columns of what `declared` says a capture under `config` keeps, in
+/// the order the model declares them: every file of an unchanged model
+/// then has the same columns, whichever tensors its requests happened to
+/// carry (a tensor a request lacks is null).
+pub fn declared_layout(declared: &super::Declared, config: &CaptureConfig) -> Layout {
+    let mut layout = Layout::new();
+    let mut add = |column: String, dtype: Dtype| {
+        if !layout.iter().any(|(name, _)| *name == column) {
+            layout.push((column, dtype));
+        }
+    };
+    if config.inputs {
+        for (name, dtype) in &declared.inputs {
+            add(input_column(name), *dtype);
+        }
+    }
+    if config.outputs {
+        for (name, dtype) in &declared.outputs {
+            add(output_column(name), *dtype);
+        }
+    }
+    for (model, outputs) in &declared.inner {
+        let model = column_part(model);
+        for (name, dtype) in outputs {
+            add(format!("inner:{model}:{}", column_part(name)), *dtype);
+        }
+    }
+    layout
 }
 
 /// The bytes `record` adds to a file, roughly: its tensors and a little.

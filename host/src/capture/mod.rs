@@ -12,7 +12,7 @@ mod columns;
 mod writer;
 
 pub use columns::{DTYPE_KEY, column_part, input_column, output_column};
-pub use writer::{FEEDBACK, REQUESTS};
+pub use writer::{FEEDBACK, REQUESTS, request_datasets};
 
 use crate::config::{CaptureConfig, ConfigFile};
 use crate::tensor::NamedTensor;
@@ -60,6 +60,21 @@ pub struct Feedback {
     pub reward: Option<f64>,
 }
 
+/// The tensors a captured model declares, by name and element type (the
+/// union over its served versions): its inputs, its outputs, and the
+/// outputs of each inner model its capture keeps. They fix the columns of
+/// its files, so that every file of one model's dataset has the same
+/// schema and a reader of the whole folder sees every column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Declared {
+    /// The model's inputs.
+    pub inputs: Vec<(String, crate::tensor::Dtype)>,
+    /// The model's outputs.
+    pub outputs: Vec<(String, crate::tensor::Dtype)>,
+    /// Each kept inner model's outputs, by model.
+    pub inner: Vec<(String, Vec<(String, crate::tensor::Dtype)>)>,
+}
+
 enum Entry {
     Request(Box<Record>),
     Feedback(Feedback),
@@ -70,6 +85,7 @@ pub struct Sink {
     model: String,
     config: CaptureConfig,
     folder: PathBuf,
+    declared: Declared,
     /// Bytes of tensors queued for the writer or held by it for the file it
     /// builds (it subtracts them once that file is written): what capture
     /// holds in memory, bounded by `max_queue_bytes`.
@@ -91,13 +107,15 @@ impl std::fmt::Debug for Sink {
 }
 
 impl Sink {
-    /// Starts the writer of `model`'s capture into `folder/model/`. It
-    /// cannot fail: a folder that cannot be written loses entries, counted.
-    pub fn start(model: &str, config: &CaptureConfig, folder: PathBuf) -> Sink {
+    /// Starts the writer of `model`'s capture into `folder/model/`, its
+    /// columns those of `declared`. It cannot fail: a folder that cannot be
+    /// written loses entries, counted.
+    pub fn start(model: &str, config: &CaptureConfig, folder: PathBuf, declared: Declared) -> Sink {
         let (queue, entries) = std::sync::mpsc::sync_channel(config.queue);
         let dir = folder.join(model);
         let held_bytes = Arc::new(AtomicU64::new(0));
-        let writer = writer::Writer::new(model, dir, config.clone(), held_bytes.clone());
+        let layout = columns::declared_layout(&declared, config);
+        let writer = writer::Writer::new(model, dir, config.clone(), layout, held_bytes.clone());
         let thread = std::thread::Builder::new()
             // Escaped: a quoted TOML key may hold a NUL, which a thread
             // name may not.
@@ -117,6 +135,7 @@ impl Sink {
             model: model.to_string(),
             config: config.clone(),
             folder,
+            declared,
             held_bytes,
             largest: AtomicU64::new(0),
             queue: Mutex::new(writer.is_some().then_some(queue)),
@@ -263,21 +282,27 @@ pub struct Captures {
 }
 
 impl Captures {
-    /// Starts a sink for each `[capture.MODEL]` of `file`; a sink whose
-    /// settings are unchanged in `previous` is kept as it is.
-    pub fn start(file: &ConfigFile, previous: Option<&Captures>) -> Captures {
+    /// Starts a sink for each `[capture.MODEL]` of `file`, its columns what
+    /// `declared` gives for the model and its settings; a sink whose
+    /// settings and tensors are unchanged in `previous` is kept as it is.
+    pub fn start(
+        file: &ConfigFile,
+        previous: Option<&Captures>,
+        declared: impl Fn(&str, &CaptureConfig) -> Declared,
+    ) -> Captures {
         let sinks = file
             .config
             .capture
             .iter()
             .map(|(model, config)| {
                 let folder = file.resolve(&config.folder);
-                let kept = previous
-                    .and_then(|p| p.sinks.get(model))
-                    .filter(|sink| sink.config == *config && sink.folder == folder);
+                let declared = declared(model, config);
+                let kept = previous.and_then(|p| p.sinks.get(model)).filter(|sink| {
+                    sink.config == *config && sink.folder == folder && sink.declared == declared
+                });
                 let sink = match kept {
                     Some(sink) => sink.clone(),
-                    None => Arc::new(Sink::start(model, config, folder)),
+                    None => Arc::new(Sink::start(model, config, folder, declared)),
                 };
                 (model.clone(), sink)
             })
@@ -365,6 +390,7 @@ mod tests {
             "m",
             &config("max_file_rows = 4\nflush_ms = 60000"),
             folder.clone(),
+            Declared::default(),
         );
         for i in 0..10 {
             assert!(sink.offer(record(&format!("r{i}"), 3)));
@@ -387,7 +413,12 @@ mod tests {
     #[test]
     fn the_queue_is_bounded_in_bytes() {
         let folder = temp("bytes");
-        let sink = Sink::start("m", &config("max_queue_bytes = 1000"), folder.clone());
+        let sink = Sink::start(
+            "m",
+            &config("max_queue_bytes = 1000"),
+            folder.clone(),
+            Declared::default(),
+        );
         // 4 000 bytes of tensors: over the budget on its own.
         assert!(!sink.offer(record("big", 1000)));
         assert!(sink.offer(record("small", 10)));
@@ -408,6 +439,7 @@ mod tests {
 flush_ms = 60000",
             ),
             folder.clone(),
+            Declared::default(),
         );
         let mut taken = 0;
         for i in 0..100 {
@@ -433,6 +465,7 @@ flush_ms = 60000",
 flush_ms = 60000",
             ),
             folder.clone(),
+            Declared::default(),
         );
         for i in 0..10 {
             assert!(sink.offer(record(&format!("r{i}"), 1016)));
@@ -459,6 +492,102 @@ flush_ms = 60000",
         std::fs::remove_dir_all(&folder).unwrap();
     }
 
+    fn schemas(dir: &std::path::Path) -> Vec<arrow_schema::SchemaRef> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|path| {
+                let file = std::fs::File::open(path).unwrap();
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .schema()
+                    .clone()
+            })
+            .collect()
+    }
+
+    fn declared(inner: bool) -> Declared {
+        use crate::tensor::Dtype;
+        Declared {
+            inputs: vec![("x".into(), Dtype::Fp32)],
+            outputs: vec![("y".into(), Dtype::Int64)],
+            inner: if inner {
+                vec![("head".into(), vec![("z".into(), Dtype::Fp32)])]
+            } else {
+                vec![]
+            },
+        }
+    }
+
+    #[test]
+    fn every_file_has_the_declared_columns_whatever_its_requests_carried() {
+        let folder = temp("declared");
+        let sink = Sink::start(
+            "m",
+            &config("max_file_rows = 2\ninner = [\"head\"]"),
+            folder.clone(),
+            declared(true),
+        );
+        for i in 0..6 {
+            let mut r = record(&format!("r{i}"), 3);
+            if i == 5 {
+                // Only the last file's requests reach the inner model.
+                let z = r.inputs[0].1.clone();
+                r.inner = vec![("head".into(), vec![("z".into(), z)])];
+            }
+            assert!(sink.offer(r));
+        }
+        sink.close();
+        let found = schemas(&folder.join("m").join(REQUESTS));
+        assert_eq!(found.len(), 3);
+        for schema in &found {
+            assert_eq!(schema.fields(), found[0].fields());
+            for column in ["input:x", "output:y", "inner:head:z"] {
+                assert!(schema.field_with_name(column).is_ok(), "{column}: {schema}");
+            }
+        }
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    #[test]
+    fn new_columns_move_the_earlier_files_to_a_folder_of_their_own() {
+        let folder = temp("schemas");
+        let model = folder.join("m");
+        let run = |declared: Declared, records: usize| {
+            let sink = Sink::start("m", &config("max_file_rows = 1"), folder.clone(), declared);
+            for i in 0..records {
+                assert!(sink.offer(record(&format!("r{i}"), 2)));
+            }
+            sink.close();
+        };
+        run(declared(false), 3);
+        // Restarted with the same columns: the same folder goes on.
+        run(declared(false), 1);
+        assert_eq!(schemas(&model.join(REQUESTS)).len(), 4);
+        assert_eq!(request_datasets(&model), [model.join(REQUESTS)]);
+        // An inner model's outputs kept from now on: new columns.
+        run(declared(true), 2);
+        let datasets = request_datasets(&model);
+        assert_eq!(datasets.len(), 2, "{datasets:?}");
+        let earlier = schemas(&datasets[0]);
+        let now = schemas(&datasets[1]);
+        assert_eq!((earlier.len(), now.len()), (4, 2));
+        for schema in &earlier {
+            assert_eq!(schema.fields(), earlier[0].fields());
+            assert!(schema.field_with_name("inner:head:z").is_err());
+        }
+        for schema in &now {
+            assert_eq!(schema.fields(), now[0].fields());
+            assert!(schema.field_with_name("inner:head:z").is_ok());
+        }
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+
     #[test]
     fn retention_keeps_the_newest_files_under_the_limit() {
         let folder = temp("retention");
@@ -466,6 +595,7 @@ flush_ms = 60000",
             "m",
             &config("max_file_rows = 1\nmax_total_bytes = 6000"),
             folder.clone(),
+            Declared::default(),
         );
         for i in 0..20 {
             assert!(sink.offer(record(&format!("r{i:02}"), 100)));

@@ -4,6 +4,14 @@
 //! limits. It never blocks serving; when it fails, entries are counted as
 //! dropped and serving goes on.
 //!
+//! Schema: every file of one dataset folder has the same columns, so that
+//! a reader of the whole folder (pyarrow, DuckDB, Spark: they take one
+//! file's schema for all) loses none. The columns come from what the model
+//! declares, not from what each file's requests carried; when they change
+//! (a reload that keeps other tensors), the files already in `requests/`
+//! move to a folder of their own, `requests-until-MILLIS/`, before the
+//! first file of the new columns goes in.
+//!
 //! Memory: an entry's bytes stay charged to the capture's `max_queue_bytes`
 //! from the moment it is queued until the file holding it is written, so
 //! the queue and the file being gathered share that one bound. A file is
@@ -15,13 +23,16 @@ use super::columns::{self, Layout};
 use super::{Entry, Feedback, Record};
 use crate::config::CaptureConfig;
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The longest the writer sleeps between looks at its queue.
@@ -103,6 +114,7 @@ impl Writer {
         model: &str,
         dir: PathBuf,
         config: CaptureConfig,
+        layout: Layout,
         held_bytes: Arc<AtomicU64>,
     ) -> Writer {
         // A process killed mid-write leaves a hidden temp file; readers
@@ -123,7 +135,7 @@ impl Writer {
             dir,
             config,
             requests: Pending::new(),
-            layout: Layout::new(),
+            layout,
             feedback: Pending::new(),
             last_retention: None,
             held_bytes,
@@ -186,8 +198,10 @@ impl Writer {
 
     fn add_request(&mut self, record: Record, bytes: u64) {
         if !columns::extend_layout(&mut self.layout, &record) {
-            // A reload changed a tensor's type: the rest go to a new file.
+            // A tensor came with another type than declared: the rest go
+            // to a new file (and a new folder) with the types they have.
             self.write_requests();
+            self.layout.clear();
             columns::extend_layout(&mut self.layout, &record);
         }
         self.requests.push(record, bytes);
@@ -201,7 +215,7 @@ impl Writer {
     fn write_requests(&mut self) {
         let bytes = self.requests.bytes;
         let records = self.requests.take();
-        let layout = std::mem::take(&mut self.layout);
+        let layout = self.layout.clone();
         if !records.is_empty() {
             let group_bytes = row_group_bytes(self.config.max_queue_bytes);
             let model = self.model.clone();
@@ -271,8 +285,10 @@ impl Writer {
             return;
         }
         let mut files = Vec::new();
-        for dataset in [REQUESTS, FEEDBACK] {
-            let Ok(entries) = std::fs::read_dir(self.dir.join(dataset)) else {
+        let mut folders = request_datasets(&self.dir);
+        folders.push(self.dir.join(FEEDBACK));
+        for folder in &folders {
+            let Ok(entries) = std::fs::read_dir(folder) else {
                 continue;
             };
             for entry in entries.flatten() {
@@ -310,6 +326,11 @@ impl Writer {
         }
         if deleted > 0 {
             crate::metrics::capture_deleted(&self.model, deleted);
+            // An earlier schema's folder emptied by the limits goes too
+            // (removing a folder that still holds files fails, harmlessly).
+            for folder in &folders[..folders.len().saturating_sub(2)] {
+                let _ = std::fs::remove_dir(folder);
+            }
         }
     }
 }
@@ -347,7 +368,7 @@ fn write_atomically(dir: &Path, name: &str, batches: impl FnOnce(&mut Sink) -> W
         |what: &str, e: &dyn std::fmt::Display| format!("cannot {what} in {}: {e}", dir.display());
     std::fs::create_dir_all(dir).map_err(|e| fail("create the folder", &e))?;
     let temp = dir.join(format!(".{name}.tmp"));
-    let written = (|| -> Written {
+    let written = (|| -> Result<SchemaRef, String> {
         let file = std::fs::File::create(&temp).map_err(|e| fail("write a file", &e))?;
         // No dictionaries: tensor values rarely repeat, and a dictionary
         // encoder would hold a table of them beside the row group.
@@ -357,12 +378,17 @@ fn write_atomically(dir: &Path, name: &str, batches: impl FnOnce(&mut Sink) -> W
             .build();
         let mut writer: Option<ArrowWriter<std::io::BufWriter<std::fs::File>>> = None;
         let mut file = Some(std::io::BufWriter::new(file));
+        let mut schema = None;
         batches(&mut |batch: RecordBatch| {
             let writer = match (&mut writer, file.take()) {
                 (Some(writer), _) => writer,
                 (None, Some(file)) => writer.insert(
-                    ArrowWriter::try_new(file, batch.schema(), Some(properties.clone()))
-                        .map_err(|e| e.to_string())?,
+                    ArrowWriter::try_new(
+                        file,
+                        schema.insert(batch.schema()).clone(),
+                        Some(properties.clone()),
+                    )
+                    .map_err(|e| e.to_string())?,
                 ),
                 (None, None) => return Err("the file is already closed".into()),
             };
@@ -371,21 +397,129 @@ fn write_atomically(dir: &Path, name: &str, batches: impl FnOnce(&mut Sink) -> W
             // now rather than buffered.
             writer.flush().map_err(|e| e.to_string())
         })?;
-        let Some(writer) = writer else {
+        let (Some(writer), Some(schema)) = (writer, schema) else {
             return Err("no rows to write".into());
         };
         let file = writer.into_inner().map_err(|e| e.to_string())?;
         let file = file
             .into_inner()
             .map_err(|e| fail("write a file", &e.into_error()))?;
-        file.sync_all().map_err(|e| fail("write a file", &e))
+        file.sync_all().map_err(|e| fail("write a file", &e))?;
+        Ok(schema)
     })();
-    if let Err(e) = written {
+    let placed = written.and_then(|schema| {
+        place(dir, &temp, &dir.join(format!("{name}.parquet")), &schema)
+            .map_err(|e| fail("move a file", &e))
+    });
+    if placed.is_err() {
         let _ = std::fs::remove_file(&temp);
-        return Err(e);
     }
-    std::fs::rename(&temp, dir.join(format!("{name}.parquet"))).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        fail("rename a file", &e)
-    })
+    placed
+}
+
+/// The schema of the files in each dataset folder this process writes to
+/// (read from the newest file the first time a folder is met).
+static FOLDER_SCHEMAS: Mutex<BTreeMap<PathBuf, SchemaRef>> = Mutex::new(BTreeMap::new());
+
+/// Renames the written `temp` to `path` in `dir`, first moving the files
+/// already in `dir` to a folder of their own when their schema differs
+/// from `schema`. Under one lock: two writers of a folder (a capture
+/// restarted by a reload, while the old one writes its last file) never
+/// leave two schemas in it.
+fn place(dir: &Path, temp: &Path, path: &Path, schema: &SchemaRef) -> std::io::Result<()> {
+    let mut schemas = FOLDER_SCHEMAS.lock().unwrap_or_else(|p| p.into_inner());
+    let current = match schemas.get(dir) {
+        Some(known) => Some(known.clone()),
+        None => newest_schema(dir),
+    };
+    if let Some(current) = current
+        && current.fields() != schema.fields()
+    {
+        archive(dir)?;
+    }
+    std::fs::rename(temp, path)?;
+    schemas.insert(dir.to_path_buf(), schema.clone());
+    Ok(())
+}
+
+/// The whole files of a dataset folder, oldest first.
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".parquet") && !name.starts_with('.')
+        })
+        .map(|entry| entry.path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// The schema of the newest file in `dir`; an unreadable file counts as
+/// another schema (the folder is set aside rather than mixed).
+fn newest_schema(dir: &Path) -> Option<SchemaRef> {
+    let newest = parquet_files(dir).pop()?;
+    let read = std::fs::File::open(&newest)
+        .map_err(|e| e.to_string())
+        .and_then(|file| {
+            ParquetRecordBatchReaderBuilder::try_new(file)
+                .map(|builder| builder.schema().clone())
+                .map_err(|e| e.to_string())
+        });
+    Some(read.unwrap_or_else(|_| Arc::new(arrow_schema::Schema::empty())))
+}
+
+/// Moves every file of the dataset folder `dir` (`…/requests`) to a new
+/// sibling, `requests-until-MILLIS`, a dataset of the earlier schema.
+fn archive(dir: &Path) -> std::io::Result<()> {
+    let files = parquet_files(dir);
+    if files.is_empty() {
+        return Ok(());
+    }
+    let dataset = dir
+        .file_name()
+        .map_or_else(|| "requests".into(), |n| n.to_string_lossy());
+    let millis = super::now_us() / 1000;
+    let mut target = dir.with_file_name(format!("{dataset}{ARCHIVED}{millis:013}"));
+    let mut n = 1;
+    while target.exists() {
+        n += 1;
+        target = dir.with_file_name(format!("{dataset}{ARCHIVED}{millis:013}-{n}"));
+    }
+    std::fs::create_dir_all(&target)?;
+    for file in files {
+        if let Some(name) = file.file_name() {
+            std::fs::rename(&file, target.join(name))?;
+        }
+    }
+    tracing::info!(
+        folder = %dir.display(),
+        "capture: the columns changed; the earlier files moved to {}",
+        target.display()
+    );
+    Ok(())
+}
+
+/// What joins a dataset's name and the time its schema was superseded in
+/// the name of the folder of its earlier files.
+const ARCHIVED: &str = "-until-";
+
+/// The folders of a model's request datasets (`dir` is `FOLDER/MODEL`):
+/// those of earlier schemas, oldest first, then `requests`.
+pub fn request_datasets(dir: &Path) -> Vec<PathBuf> {
+    let prefix = format!("{REQUESTS}{ARCHIVED}");
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect();
+    folders.sort();
+    folders.push(dir.join(REQUESTS));
+    folders
 }

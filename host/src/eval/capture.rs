@@ -65,7 +65,23 @@ pub fn read_capture(folder: &Path, input: &str) -> Result<Captured, String> {
     let mut rows: Vec<Labelled> = Vec::new();
     let mut skipped = 0;
     let mut width = None;
-    let requests = batches(&folder.join(crate::capture::REQUESTS))?;
+    // Earlier schemas' folders count too, where they hold what eval reads.
+    let mut requests = Vec::new();
+    let mut datasets = crate::capture::request_datasets(folder);
+    let current = datasets
+        .pop()
+        .unwrap_or_else(|| folder.join(crate::capture::REQUESTS));
+    for dataset in &datasets {
+        for batch in batches(dataset)? {
+            let label = crate::capture::output_column("label");
+            if batch.column_by_name(&column).is_some() && batch.column_by_name(&label).is_some() {
+                requests.push(batch);
+            } else {
+                skipped += batch.num_rows() as u64;
+            }
+        }
+    }
+    requests.extend(batches(&current)?);
     if requests.is_empty() {
         return Err(format!(
             "{} holds no capture files",

@@ -2,9 +2,9 @@
 //! filled as it is answered, offered to the capture's writer at the end.
 
 use super::{InferRequest, InferResponse, Phases, ServiceError};
-use crate::capture::{Record, Sink};
+use crate::capture::{Declared, Record, Sink};
 use crate::graph::{Response, Served};
-use crate::tensor::NamedTensor;
+use crate::tensor::{Dtype, NamedTensor, TensorSpec};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -93,4 +93,38 @@ fn fresh_id() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The tensors `model`'s capture keeps, as its served versions declare
+/// them (and those of the `inner` models it keeps).
+pub(super) fn declared(served: &[Arc<Served>], model: &str, inner: &[String]) -> Declared {
+    fn versions_of<'a>(
+        served: &'a [Arc<Served>],
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a crate::nn::Signature> + 'a {
+        served
+            .iter()
+            .filter(move |s| s.model_name() == name)
+            .map(|s| &s.signature)
+    }
+    let union = |specs: &mut dyn Iterator<Item = &TensorSpec>| {
+        let mut all: Vec<(String, Dtype)> = Vec::new();
+        for spec in specs {
+            if !all.iter().any(|(name, _)| *name == spec.name) {
+                all.push((spec.name.clone(), spec.dtype));
+            }
+        }
+        all
+    };
+    Declared {
+        inputs: union(&mut versions_of(served, model).flat_map(|s| &s.inputs)),
+        outputs: union(&mut versions_of(served, model).flat_map(|s| &s.outputs)),
+        inner: inner
+            .iter()
+            .map(|name| {
+                let outputs = union(&mut versions_of(served, name).flat_map(|s| &s.outputs));
+                (name.clone(), outputs)
+            })
+            .collect(),
+    }
 }

@@ -78,15 +78,18 @@ impl InferenceService {
 
     /// Serves everything `repository` holds.
     pub fn install(&self, repository: Repository) {
-        self.start_captures(&repository.file);
+        let served: Vec<Arc<Served>> = repository.models.values().cloned().collect();
+        self.start_captures(&repository.file, &served);
         self.catalog.install(repository);
     }
 
-    /// Starts the capture of every model `file` captures; an unchanged
-    /// capture goes on as it was.
-    fn start_captures(&self, file: &crate::config::ConfigFile) {
+    /// Starts the capture of every model `file` captures, its columns those
+    /// its served versions declare; an unchanged capture goes on as it was.
+    fn start_captures(&self, file: &crate::config::ConfigFile, served: &[Arc<Served>]) {
         let mut captures = self.captures.write().unwrap_or_else(|p| p.into_inner());
-        *captures = Arc::new(Captures::start(file, Some(&captures)));
+        *captures = Arc::new(Captures::start(file, Some(&captures), |model, config| {
+            capturing::declared(served, model, &config.inner)
+        }));
     }
 
     fn captures(&self) -> Arc<Captures> {
@@ -159,7 +162,7 @@ impl InferenceService {
         if result.is_ok() {
             // The load read a file that passed its check: capture follows it.
             match crate::config::ConfigFile::load(self.config()) {
-                Ok(file) => self.start_captures(&file),
+                Ok(file) => self.start_captures(&file, &self.ready_models()),
                 Err(e) => tracing::warn!("capture settings not reloaded: {e}"),
             }
         }
