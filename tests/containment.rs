@@ -407,6 +407,61 @@ async fn plugin_text_is_bounded() {
     assert!(longest < 4 << 10, "a line of {longest} bytes");
 }
 
+/// 5c. A plugin's log line from a call merged by the batcher names the
+/// requests it served, as a line from a call of its own does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_calls_log_lines_name_its_requests() {
+    let _one = SERIAL.lock().await;
+    let from = log_len();
+    let server = TestServer::start_config(CONFIG, limits()).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..4 {
+        let client = server.client.clone();
+        let url = server.url("/v2/models/log-rows/infer");
+        calls.spawn(async move {
+            let response = client
+                .post(url)
+                .header("x-request-id", format!("merged-{i}"))
+                .json(&x_request(1, 1.0))
+                .send()
+                .await
+                .expect("log-rows");
+            read_json(response).await
+        });
+    }
+    while let Some(answer) = calls.join_next().await {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    server.stop().await.unwrap();
+    let lines = logged_since(from, "log-rows saw");
+    let mut merged = 0;
+    for line in &lines {
+        let rows: usize = line
+            .split("saw ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no row count in {line}"));
+        let named = (0..4)
+            .filter(|i| line.contains(&format!("merged-{i}")))
+            .count();
+        assert_eq!(
+            named, rows,
+            "a call of {rows} rows names {named} requests: {line}"
+        );
+        merged += usize::from(rows > 1);
+    }
+    for i in 0..4 {
+        let id = format!("merged-{i}");
+        assert!(
+            lines.iter().any(|l| l.contains(&id)),
+            "{id} in none of {lines:#?}"
+        );
+    }
+    assert!(merged > 0, "no call merged requests: {lines:#?}");
+}
+
 /// 5b. The log budget is the node's, whatever its isolation: 32 calls of
 /// 1000 lines each, each call on a fresh instance, log about one window's
 /// worth.

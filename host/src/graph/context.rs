@@ -15,6 +15,9 @@ pub struct Request {
     pub parameters: BTreeMap<String, serde_json::Value>,
     /// The client's request id (splitters stick to it).
     pub id: Option<String>,
+    /// The id its log lines carry (its `x-request-id`): a batch merging
+    /// it with other requests' calls names it.
+    pub log_id: Option<String>,
     /// Record each model's time and outcome.
     pub trace: bool,
     /// Inner models whose outputs come back in [`Response::kept`] (by
@@ -72,6 +75,7 @@ pub struct TraceEntry {
 pub(super) struct Context {
     pub parameters: BTreeMap<String, serde_json::Value>,
     pub id: Option<String>,
+    pub log_id: Option<String>,
     trace: Option<Mutex<Vec<TraceEntry>>>,
     dropped: Mutex<Vec<Dropped>>,
     version: std::sync::OnceLock<u64>,
@@ -83,7 +87,7 @@ pub(super) struct Context {
 impl Context {
     pub fn new(
         parameters: BTreeMap<String, serde_json::Value>,
-        id: Option<String>,
+        (id, log_id): (Option<String>, Option<String>),
         trace: bool,
         keep: Vec<String>,
         capture: Option<crate::capture::Scope>,
@@ -91,6 +95,7 @@ impl Context {
         Context {
             parameters,
             id,
+            log_id,
             trace: trace.then(|| Mutex::new(Vec::new())),
             dropped: Mutex::new(Vec::new()),
             version: std::sync::OnceLock::new(),

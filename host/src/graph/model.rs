@@ -210,7 +210,7 @@ impl Served {
     pub async fn run(self: &Arc<Self>, request: Request) -> Result<Response, ExecError> {
         let context = Arc::new(Context::new(
             request.parameters,
-            request.id,
+            (request.id, request.log_id),
             request.trace,
             request.keep,
             request.capture,
@@ -299,7 +299,7 @@ impl Served {
             Body::Node(pool, batcher) => {
                 // The executor calls a node the same way whether it batches.
                 let answer = match batcher {
-                    Some(batcher) => batcher.infer(inputs).await,
+                    Some(batcher) => batcher.infer(inputs, context.log_id.as_deref()).await,
                     None => pool.infer(inputs).await,
                 };
                 answer.map_err(|source| ExecError::Node {

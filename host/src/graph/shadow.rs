@@ -110,7 +110,7 @@ impl Shadow {
         let owner = owner.to_string();
         let copied = Arc::new(Context::new(
             context.parameters.clone(),
-            context.id.clone(),
+            (context.id.clone(), context.log_id.clone()),
             false,
             Vec::new(),
             None,

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tracing::Instrument;
 
 /// How a node batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +61,11 @@ struct Call {
     rows: usize,
     enqueued: Instant,
     reply: oneshot::Sender<Answer>,
+    /// The caller's span: the plugin's log lines for this call alone go
+    /// under it, and a merged batch's span follows from it.
+    span: tracing::Span,
+    /// The id the caller's log lines carry, for a merged batch's span.
+    log_id: Option<String>,
 }
 
 /// The batching front of one node's pool.
@@ -122,8 +128,9 @@ impl Batcher {
         &self.policy
     }
 
-    /// Runs one call, merged with whatever else is queued.
-    pub async fn infer(&self, inputs: Vec<NamedTensor>) -> Answer {
+    /// Runs one call, merged with whatever else is queued; `log_id` (the
+    /// request's id in the log) names it in a merged batch's log lines.
+    pub async fn infer(&self, inputs: Vec<NamedTensor>, log_id: Option<&str>) -> Answer {
         // Without a queue delay, a call finding the node idle (nothing
         // queued, no batch running) runs at once in its caller's task:
         // batching costs nothing at low load, and under load calls go
@@ -145,6 +152,8 @@ impl Batcher {
             inputs,
             enqueued: Instant::now(),
             reply,
+            span: tracing::Span::current(),
+            log_id: log_id.map(str::to_string),
         };
         self.queue.try_send(call).map_err(|e| match e {
             TrySendError::Full(_) => RuntimeError::Saturated {
@@ -283,7 +292,7 @@ fn run_group(
             // request's own deadline.
             let inputs = std::mem::take(&mut call.inputs);
             let answer = tokio::select! {
-                answer = node.infer(inputs, call.rows) => answer,
+                answer = node.infer(inputs, call.rows).instrument(call.span.clone()) => answer,
                 () = call.reply.closed() => return,
             };
             drop(instance);
@@ -298,7 +307,8 @@ fn run_group(
         };
         let rows: usize = calls.iter().map(|c| c.rows).sum();
         let counts: Vec<usize> = calls.iter().map(|c| c.rows).collect();
-        let failure = match node.infer(merged, rows).await {
+        let span = batch_span(&node, &calls);
+        let failure = match node.infer(merged, rows).instrument(span).await {
             Ok(outputs) => match split(&node.pool, outputs, &counts) {
                 Ok(parts) => {
                     for (call, part) in calls.into_iter().zip(parts) {
@@ -327,6 +337,35 @@ fn run_group(
         run_apart(node, groups, instance).await;
     })
 }
+
+/// The span a merged call runs in: it names the node and the requests
+/// merged (at most [`NAMED_REQUESTS`] of them by id, then a count), and
+/// follows from each caller's span.
+fn batch_span(node: &Node, calls: &[Call]) -> tracing::Span {
+    let mut ids: Vec<&str> = calls
+        .iter()
+        .take(NAMED_REQUESTS)
+        .map(|c| c.log_id.as_deref().unwrap_or("-"))
+        .collect();
+    let more = calls.len().saturating_sub(NAMED_REQUESTS);
+    let more = format!("+{more}");
+    if calls.len() > NAMED_REQUESTS {
+        ids.push(&more);
+    }
+    let span = tracing::info_span!(
+        parent: None,
+        "batch",
+        node = %node.pool.spec().node,
+        requests = ?ids,
+    );
+    for call in calls {
+        span.follows_from(&call.span);
+    }
+    span
+}
+
+/// The most request ids a merged call's span names.
+const NAMED_REQUESTS: usize = 16;
 
 /// Runs each group on its own instance as soon as one is free (the first on
 /// `instance`), all at once where the node has instances to spare.

@@ -273,6 +273,7 @@ impl InferenceService {
             inputs,
             parameters: request.parameters,
             id: request.id.clone(),
+            log_id: request.request_id.clone(),
             trace,
             keep,
             capture,

@@ -18,6 +18,7 @@
 //!   (`tensors.describe`).
 //! - `huge-error`: returns a 4 MiB error message.
 //! - `chatty`: writes 1000 lines to stderr in every call.
+//! - `log-rows`: logs the rows of each call (one line) and echoes.
 //! - `nn-flood`: `calls` (a parameter, default 100,000) failing `wasi:nn`
 //!   calls, one in 10,000 with a 1 MiB name.
 //! - `spin`: loops forever.
@@ -167,6 +168,10 @@ impl SubModel for Hostile {
                 Ok(Tensors::new().with("y", Tensor::new(&[rows, 10], &values)?))
             }
             "huge-error" => Err(Error::model("e".repeat(4 << 20))),
+            "log-rows" => {
+                aimass_sdk::log::info(&format!("log-rows saw {rows} rows"));
+                Ok(Tensors::new().with("y", x))
+            }
             "chatty" => {
                 for i in 0..1000 {
                     eprintln!("chatty line {i}");
