@@ -94,11 +94,16 @@ fn x_request(rows: usize, value: f32) -> Value {
 }
 
 fn pixels_request(rows: usize) -> Value {
+    pixels_as("pixels", rows)
+}
+
+/// Digits test rows as the input `name`.
+fn pixels_as(name: &str, rows: usize) -> Value {
     let data: Vec<f32> = digits_test_rows()[..rows]
         .iter()
         .flat_map(|(p, _)| p.clone())
         .collect();
-    json!({"inputs": [{"name": "pixels", "shape": [rows, 64], "datatype": "FP32", "data": data}]})
+    json!({"inputs": [{"name": name, "shape": [rows, 64], "datatype": "FP32", "data": data}]})
 }
 
 /// One call to `model`: status, body and how long it took.
@@ -405,6 +410,58 @@ async fn plugin_text_is_bounded() {
     );
     assert!(bytes < 256 << 10, "{} lines of {bytes} bytes", lines.len());
     assert!(longest < 4 << 10, "a line of {longest} bytes");
+}
+
+/// 7. The instances a burst of load made are dropped once they idle (the
+/// node keeps one warm), so the memory the burst took comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bursts_extra_instances_are_dropped_once_idle() {
+    let _one = SERIAL.lock().await;
+    let limits = Limits {
+        instance_idle: Duration::from_millis(500),
+        ..limits()
+    };
+    let server = TestServer::start_config(CONFIG, limits).await;
+    let instances = "aimass_node_instances{node=\"burst\"}";
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let client = server.client.clone();
+        let url = server.url("/v2/models/burst/infer");
+        calls.spawn(async move {
+            let response = client
+                .post(url)
+                .json(&pixels_as("x", 64))
+                .send()
+                .await
+                .expect("burst");
+            read_json(response).await
+        });
+    }
+    while let Some(answer) = calls.join_next().await {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let after_burst = server.metric(instances).await;
+    assert!(
+        after_burst > 1.0,
+        "the burst made {after_burst} instances: nothing to drop"
+    );
+    let started = Instant::now();
+    while server.metric(instances).await > 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} instances 10 s after the burst",
+            server.metric(instances).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The one kept serves the next call.
+    let (status, body) = server
+        .post_json("/v2/models/burst/infer", &pixels_as("x", 1))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.metric(instances).await, 1.0);
+    server.stop().await.unwrap();
 }
 
 /// 5c. A plugin's log line from a call merged by the batcher names the

@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// idle.
     #[arg(long, env = "AIMASS_TRACT_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub tract_threads: u32,
+    /// How long a node's extra warm instance (one a burst of load made) may
+    /// wait unused before it is dropped and its memory returned, in
+    /// milliseconds; each node keeps one warm instance. 0 keeps them all.
+    #[arg(long, env = "AIMASS_INSTANCE_IDLE_MS", default_value_t = 30_000)]
+    pub instance_idle_ms: u64,
 }
 
 impl ServeArgs {
@@ -98,6 +103,7 @@ impl ServeArgs {
             max_concurrency: self.max_concurrency,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             max_batch_rows: self.max_batch_rows,
+            instance_idle: Duration::from_millis(self.instance_idle_ms),
         }
     }
 

@@ -53,10 +53,11 @@ pub struct NodeSpec {
     pub queue_timeout: Duration,
 }
 
-/// A warm instance and the thread that last ran it.
+/// A warm instance, the thread that last ran it, and since when it waits.
 struct Idle {
     instance: Instance,
     last_thread: Option<ThreadId>,
+    since: Instant,
 }
 
 /// The instances serving one node.
@@ -110,6 +111,7 @@ impl NodePool {
             Isolation::Pooled => vec![Idle {
                 instance: first,
                 last_thread: None,
+                since: Instant::now(),
             }],
             Isolation::PerRequest => Vec::new(),
         };
@@ -146,6 +148,33 @@ impl NodePool {
     /// Instances waiting for a request.
     pub fn idle_instances(&self) -> usize {
         self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
+    }
+
+    /// Drops the warm instances that have waited longer than `older_than`,
+    /// all but the one returned last: a burst's instances (their stores and
+    /// linear memories) go back to the system once the burst is over, and
+    /// the node stays warm for the next call. Returns how many went.
+    pub fn shed_idle(&self, older_than: Duration) -> usize {
+        let shed: Vec<Idle> = {
+            let Ok(mut idle) = self.idle.lock() else {
+                return 0;
+            };
+            let newest = idle
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, entry)| entry.since)
+                .map(|(at, _)| at);
+            let (kept, shed): (Vec<_>, Vec<_>) =
+                idle.drain(..).enumerate().partition(|(at, entry)| {
+                    Some(*at) == newest || entry.since.elapsed() <= older_than
+                });
+            *idle = kept.into_iter().map(|(_, entry)| entry).collect();
+            shed.into_iter().map(|(_, entry)| entry).collect()
+        };
+        // Dropped outside the lock: freeing a store's memory takes a while.
+        let count = shed.len();
+        drop(shed);
+        count
     }
 
     /// Runs one inference on an instance of this node.
@@ -234,6 +263,7 @@ impl NodePool {
         let entry = Idle {
             instance,
             last_thread: Some(std::thread::current().id()),
+            since: Instant::now(),
         };
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(entry);

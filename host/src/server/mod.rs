@@ -168,12 +168,15 @@ impl Server {
                             loader.service.config().display(),
                             loader.started.elapsed().as_millis()
                         );
+                        let shedding = loader.service.shed_idle_instances();
                         if let Some(every) = watch {
                             tracing::info!(
                                 "--watch: polling the config and its files every {} ms",
                                 every.as_millis()
                             );
-                            crate::service::watch(&loader.service, every).await;
+                            tokio::join!(crate::service::watch(&loader.service, every), shedding);
+                        } else {
+                            shedding.await;
                         }
                     }
                     Err(errors) => {

@@ -28,6 +28,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Rows per request for a model that declares no limit of its own.
     pub max_batch_rows: usize,
+    /// How long a node's extra warm instance may wait unused before it is
+    /// dropped (each node keeps one); zero keeps them all.
+    pub instance_idle: Duration,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
             max_concurrency: 256,
             request_timeout: Duration::from_secs(30),
             max_batch_rows: 8192,
+            instance_idle: Duration::from_secs(30),
         }
     }
 }
@@ -52,6 +56,7 @@ impl Limits {
             max_concurrency: self.max_concurrency,
             request_timeout: self.request_timeout,
             max_batch_rows: self.max_batch_rows,
+            instance_idle: self.instance_idle,
         }
     }
 }

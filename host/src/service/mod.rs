@@ -40,6 +40,9 @@ pub struct ServiceLimits {
     pub request_timeout: Duration,
     /// Rows per request for a model that declares no limit of its own.
     pub max_batch_rows: usize,
+    /// How long a node's extra warm instance may wait unused before it is
+    /// dropped (each node keeps one); zero keeps them all.
+    pub instance_idle: Duration,
 }
 
 /// Models by name, and how a request to one is answered.
@@ -142,6 +145,28 @@ impl InferenceService {
             name
         } else {
             crate::metrics::UNKNOWN_MODEL
+        }
+    }
+
+    /// Runs until dropped: drops the warm instances a burst left behind
+    /// once they have waited `instance_idle` unused (see
+    /// [`crate::runtime::NodePool::shed_idle`]), so that the memory a load
+    /// took comes back when it is over.
+    pub async fn shed_idle_instances(&self) {
+        let idle = self.limits.instance_idle;
+        if idle.is_zero() {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep((idle / 2).max(Duration::from_millis(100))).await;
+            for model in self.ready_models() {
+                if let Some(pool) = model.pool() {
+                    let shed = pool.shed_idle(idle);
+                    if shed > 0 {
+                        tracing::debug!(node = %model.name, "dropped {shed} idle instances");
+                    }
+                }
+            }
         }
     }
 
