@@ -37,9 +37,15 @@ struct Served {
 impl Served {
     fn start(dir: &Path, args: &[&str]) -> Served {
         std::fs::write(dir.join("empty.toml"), "# serves nothing\n").unwrap();
+        Served::start_config(dir, "empty.toml", args, Duration::from_secs(60))
+    }
+
+    /// Serves `config` from `dir`, waiting up to `bind` for its address
+    /// (`--build` builds before it binds).
+    fn start_config(dir: &Path, config: &str, args: &[&str], bind: Duration) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_aimass"))
             .arg("serve")
-            .arg("empty.toml")
+            .arg(config)
             .args(args)
             // A free port, not Triton's: tests run side by side.
             .args(["--grpc-listen", "127.0.0.1:0"])
@@ -66,7 +72,7 @@ impl Served {
             }
         });
         let address = address
-            .recv_timeout(Duration::from_secs(60))
+            .recv_timeout(bind)
             .unwrap_or_else(|_| panic!("no address; log: {:?}", log.lock().unwrap()));
         Served {
             child,
@@ -96,7 +102,80 @@ impl Served {
     }
 }
 
+/// `aimass new` writes a folder that builds and serves as it says, with no
+/// path to rewrite.
+#[test]
+fn a_new_plugin_folder_builds_and_serves_as_printed() {
+    let dir = TempDir::new("new");
+    let new = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_aimass"))
+            .args(["new", name])
+            .current_dir(&dir.0)
+            .output()
+            .unwrap()
+    };
+    let made = new("my-model");
+    let said = String::from_utf8_lossy(&made.stdout);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(
+        said.contains("cd my-model && aimass serve --build aimass.toml"),
+        "{said}"
+    );
+    // Never over what is there.
+    let again = new("my-model");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad = new("my model");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot name a plugin"));
+
+    // The README's steps, from the new folder: build and serve, then the
+    // request it wrote.
+    let folder = dir.0.join("my-model");
+    let server = Served::start_config(
+        &folder,
+        "aimass.toml",
+        &["--build", "--listen", "127.0.0.1:0"],
+        Duration::from_secs(900),
+    );
+    assert_eq!(server.get("/v2/health/ready"), 200);
+    let request = std::fs::read_to_string(folder.join("request.json")).unwrap();
+    let url = format!("http://{}/v2/models/my-model/infer", server.address);
+    let (status, answer) = http_get::blocking_post(&url, &request);
+    server.stop();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""name":"label""#), "{answer}");
+    assert!(answer.contains(r#""data":[0,1,1]"#), "{answer}");
+}
+
 mod http_get {
+    /// A JSON POST over a plain socket: the status and the body.
+    pub fn blocking_post(url: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_at(rest.find('/').unwrap());
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_string())
+    }
+
     /// A GET over a plain socket (the dev-dependency is async-only).
     pub fn blocking_get(url: &str) -> u16 {
         use std::io::{Read, Write};

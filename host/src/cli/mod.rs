@@ -3,6 +3,7 @@
 mod check;
 mod eval;
 mod inspect;
+mod new;
 mod run;
 mod serve;
 mod stdout;
@@ -91,6 +92,19 @@ enum Command {
     },
     /// Print the config file's JSON schema (generated from the types).
     Schema,
+    /// Start a plugin of your own: a folder with the plugin crate (from the
+    /// template), a config that builds and serves it, and a request for it.
+    New {
+        /// The plugin's name: its crate, its node and its model.
+        name: String,
+        /// The folder to write (default: ./NAME); it must be new or empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The aimass SDK to build against (default: the `sdk/` folder of
+        /// the checkout this aimass was built from).
+        #[arg(long, env = "AIMASS_SDK")]
+        sdk: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -113,6 +127,7 @@ impl Cli {
                 input,
             } => run::run(&config, &model, &input).await,
             Command::Schema => stdout::line(&crate::config::json_schema()),
+            Command::New { name, dir, sdk } => new::run(&name, dir.as_deref(), sdk.as_deref()),
         }
     }
 }
