@@ -15,15 +15,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Runs check.mjs on `model`; what the page drew.
-async fn open_page(server: &TestServer, model: &str) -> Value {
+/// Runs check.mjs on the page at `path` (`mode`: "no-metrics" fails every
+/// /metrics request); what the page drew. The screenshot's path is printed.
+async fn open_page(server: &TestServer, path: &str, shot: &str, mode: &str) -> Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
-    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ui-{model}.png"));
-    let (base, model) = (server.base.clone(), model.to_string());
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ui-{shot}.png"));
+    let args = [
+        server.base.clone(),
+        path.to_string(),
+        shot.display().to_string(),
+        mode.to_string(),
+    ];
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
             .arg("check.mjs")
-            .args([&base, &model, &shot.display().to_string()])
+            .args(args)
             .current_dir(&dir)
             .output()
             .expect("node runs")
@@ -36,6 +42,7 @@ async fn open_page(server: &TestServer, model: &str) -> Value {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    eprintln!("screenshot of {path}: {}", shot.display());
     let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(seen["errors"], json!([]), "the page logged errors");
     seen
@@ -50,13 +57,57 @@ fn node<'a>(snapshot: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no node `{name}` in {snapshot}"))
 }
 
+fn live(node: &Value) -> &str {
+    node["live"].as_str().unwrap()
+}
+
 /// The calls per second a node's figures show.
 fn calls_per_second(node: &Value) -> f64 {
-    let live = node["live"].as_str().unwrap();
+    let live = live(node);
     live.split(" calls/s")
         .next()
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no calls/s in {live:?}"))
+}
+
+/// Requests sent to one model over and over until stopped, each answered
+/// with the status expected.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Traffic {
+    fn start(server: &TestServer, model: &str, body: Value, status: u16) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (client, url, flag) = (
+            server.client.clone(),
+            server.url(&format!("/v2/models/{model}/infer")),
+            stop.clone(),
+        );
+        let task = tokio::spawn(async move {
+            while !flag.load(Ordering::Relaxed) {
+                let answer = client.post(&url).json(&body).send().await.unwrap();
+                assert_eq!(answer.status(), status);
+                // Paced: the figures need traffic, not a flood.
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        Traffic { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+    }
+}
+
+fn digits_request(rows: usize) -> Value {
+    let data: Vec<f32> = digits_test_rows()[..rows]
+        .iter()
+        .flat_map(|(p, _)| p.clone())
+        .collect();
+    json!({"inputs": [{"name": "pixels", "shape": [rows, 64], "datatype": "FP32", "data": data}]})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,26 +122,8 @@ async fn the_page_draws_the_hierarchy_with_live_figures_and_failures() {
     assert_eq!(status, 404);
 
     // Traffic to `digits` while the page is open.
-    let stop = Arc::new(AtomicBool::new(false));
-    let rows = digits_test_rows();
-    let traffic = {
-        let (client, url, stop) = (
-            server.client.clone(),
-            server.url("/v2/models/digits/infer"),
-            stop.clone(),
-        );
-        tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let body = json!({"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32",
-                    "data": rows[i % rows.len()].0}]});
-                let answer = client.post(&url).json(&body).send().await.unwrap();
-                assert_eq!(answer.status(), 200);
-                i += 1;
-            }
-        })
-    };
-    let seen = open_page(&server, "digits").await;
+    let traffic = Traffic::start(&server, "digits", digits_request(1), 200);
+    let seen = open_page(&server, "/ui/models/digits", "digits", "").await;
     let second = &seen["second"];
     let kinds: Vec<(String, String)> = second["nodes"]
         .as_array()
@@ -181,35 +214,109 @@ async fn the_page_draws_the_hierarchy_with_live_figures_and_failures() {
             .contains(&json!("/ui/models/digits")),
         "{second}"
     );
-    stop.store(true, Ordering::Relaxed);
-    traffic.await.unwrap();
+    // Each node plots its calls/s and p99 over the last minutes.
+    let features = node(second, "features")["id"].as_str().unwrap();
+    let plotted = &second["series"][features];
+    let calls: Vec<f64> = plotted["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(calls.len() >= 3, "{plotted}");
+    assert!(calls.iter().all(|&c| c > 0.0), "{plotted}");
+    assert!(
+        plotted["p99"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_f64().is_some()),
+        "{plotted}"
+    );
+    assert_eq!(second["canvases"], json!(2 * kinds.len()), "{second}");
+
+    // The overview: every model's traffic and errors, and the first
+    // hierarchy drawn.
+    let seen = open_page(&server, "/", "overview", "").await;
+    let overview = &seen["second"];
+    let rows = overview["overview"].as_array().expect("an overview table");
+    let digits = rows.iter().find(|r| r["name"] == "digits").unwrap();
+    assert!(digits["calls"].as_f64().unwrap() > 0.0, "{digits}");
+    assert!(digits["p99"].as_f64().is_some(), "{digits}");
+    assert_eq!(digits["failed"], 0, "{digits}");
+    assert!(rows.iter().any(|r| r["name"] == "shaky"), "{overview}");
+    assert!(
+        overview["graphTitle"]
+            .as_str()
+            .unwrap()
+            .ends_with("the first hierarchy"),
+        "{overview}"
+    );
+    assert!(
+        !overview["nodes"].as_array().unwrap().is_empty(),
+        "{overview}"
+    );
+    traffic.stop().await;
+
+    // A client's mistakes are told apart from failures: they do not mark
+    // the model failing.
+    let wrong = json!({"inputs": [{"name": "pixels", "shape": [1, 3], "datatype": "FP32",
+        "data": [0.0, 0.0, 0.0]}]});
+    let traffic = Traffic::start(&server, "digits", wrong, 400);
+    let seen = open_page(&server, "/ui/models/digits", "digits-client-errors", "").await;
+    traffic.stop().await;
+    let digits = node(&seen["second"], "digits");
+    assert!(
+        live(digits).contains("client errors (last min): 400 "),
+        "{digits}"
+    );
+    assert_eq!(digits["failing"], false, "{digits}");
 
     // A member that fails: its node is marked, with its errors by kind.
     let features = json!({"inputs": [{"name": "x", "shape": [1, 32], "datatype": "FP32",
         "data": vec![0.5f32; 32]}]});
-    for _ in 0..3 {
-        let (status, answer) = server.post_json("/v2/models/shaky/infer", &features).await;
-        assert_eq!(status, 200, "{answer}");
-    }
-    let seen = open_page(&server, "shaky").await;
+    let traffic = Traffic::start(&server, "shaky", features, 200);
+    let seen = open_page(&server, "/ui/models/shaky", "shaky", "").await;
+    traffic.stop().await;
     let panicking = node(&seen["second"], "panicking");
     assert_eq!(panicking["failing"], true, "{panicking}");
     assert!(
-        panicking["live"]
-            .as_str()
-            .unwrap()
-            .contains("errors: trap 3"),
+        live(panicking).contains("plugin errors (last min): trap "),
         "{panicking}"
     );
     let shaky = node(&seen["second"], "shaky");
     assert!(
-        shaky["live"]
-            .as_str()
-            .unwrap()
-            .contains("dropped: panicking 3"),
+        live(shaky).contains("dropped (last min): panicking "),
         "{shaky}"
     );
     assert_eq!(node(&seen["second"], "teacher-0")["failing"], false);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(aimass_browser),
+    ignore = "needs AIMASS_CHROMIUM, Node and tests/ui/node_modules (bash .ci/run sets them up)"
+)]
+async fn the_graph_is_drawn_before_any_figures_arrive() {
+    let server = TestServer::start_config("configs/ui.toml", Limits::default()).await;
+    let seen = open_page(
+        &server,
+        "/ui/models/digits",
+        "digits-no-metrics",
+        "no-metrics",
+    )
+    .await;
+    let second = &seen["second"];
+    assert_eq!(second["nodes"].as_array().unwrap().len(), 8, "{second}");
+    assert_eq!(second["polls"], 0, "{second}");
+    assert!(
+        second["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("not updated"),
+        "{second}"
+    );
     server.stop().await.unwrap();
 }
 
@@ -237,7 +344,8 @@ async fn names_that_are_markup_are_shown_as_text_and_never_run() {
         .get_json(&format!("/v2/ui/graph/{}", urlencoding(model)))
         .await;
     assert_eq!(status, 200);
-    let seen = open_page(&server, model).await;
+    let path = format!("/ui/models/{}", urlencoding(model));
+    let seen = open_page(&server, &path, "hostile", "").await;
     let second = &seen["second"];
     assert_eq!(
         second["pwned"],

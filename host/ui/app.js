@@ -1,10 +1,24 @@
-// The aimass page: the models, a model's hierarchy drawn as a graph
-// (cytoscape, `cose` layout), and live figures on every node from the
-// server's own Prometheus counters (/metrics), polled every second.
+// The aimass page. `/` is the overview: every model with its calls/s, p99
+// and errors over the last minute, and the first hierarchy drawn. A
+// model's page draws its hierarchy as a graph (cytoscape) with live figures
+// on every node and small plots of calls/s and p99 per node over the last
+// minutes, all from the server's own counters (/metrics, see metrics.js),
+// polled every second. Every string shown (names, labels, errors) is text,
+// never markup.
 "use strict";
 
 const POLL_MS = 1000;
-const page = { cy: null, model: null, previous: null, ready: false };
+const RECENT_MS = 60_000; // errors count while this recent
+const LATENCY_MS = 10_000; // p50 / p99 over this window
+const page = {
+  cy: null,
+  model: null,
+  history: new Metrics.History(RECENT_MS + 5_000),
+  series: new Map(), // graph node id -> { calls, p99 }
+  overview: [],
+  ready: false,
+  polls: 0,
+};
 window.aimass = page;
 
 const $ = (id) => document.getElementById(id);
@@ -13,53 +27,22 @@ const getJson = async (url) => {
   if (!response.ok) throw new Error(`${url}: ${response.status}`);
   return response.json();
 };
-
-// ---- Prometheus text: series name -> [{labels, value}]
-function parseMetrics(text) {
-  const series = new Map();
-  for (const line of text.split("\n")) {
-    const m = line.match(/^([a-zA-Z_:][\w:]*)(\{([^}]*)\})? ([^ ]+)/);
-    if (!m) continue;
-    const labels = {};
-    for (const pair of (m[3] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1]] = pair[2];
-    if (!series.has(m[1])) series.set(m[1], []);
-    series.get(m[1]).push({ labels, value: Number(m[4]) });
-  }
-  return series;
-}
-
-const sum = (series, name, match) =>
-  (series.get(name) || []).filter((s) => match(s.labels)).reduce((a, s) => a + s.value, 0);
-
-// A quantile from two snapshots of a histogram's buckets (the window between).
-function quantile(now, before, name, match, q) {
-  const buckets = new Map();
-  for (const s of now.get(`${name}_bucket`) || []) {
-    if (!match(s.labels)) continue;
-    const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le);
-    buckets.set(le, (buckets.get(le) || 0) + s.value);
-  }
-  for (const s of (before && before.get(`${name}_bucket`)) || []) {
-    if (!match(s.labels)) continue;
-    const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le);
-    buckets.set(le, (buckets.get(le) || 0) - s.value);
-  }
-  const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
-  const total = sorted.length ? sorted[sorted.length - 1][1] : 0;
-  if (total <= 0) return null;
-  const wanted = sorted.find(([, count]) => count >= q * total);
-  return wanted ? wanted[0] : null;
-}
-
-const ms = (seconds) => (seconds === null ? "–" : seconds === Infinity ? ">10 s" : `${(seconds * 1000).toFixed(seconds < 0.001 ? 2 : 1)} ms`);
+const element = (tag, text, className) => {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (className) e.className = className;
+  return e;
+};
+const ms = (seconds) =>
+  seconds === null ? "–" : seconds === Infinity ? ">10 s" : `${(seconds * 1000).toFixed(seconds < 0.001 ? 2 : 1)} ms`;
+const isClient = (status) => Number(status) >= 400 && Number(status) < 500;
 
 // ---- the structure: a tree of uses from /v2/ui/graph/{model}
 function elementsOf(tree) {
   const nodes = [];
   const edges = [];
   const walk = (use, id, parent) => {
-    const kind = use.kind;
-    nodes.push({ data: { id, parent, name: use.name, kind, role: use.role || "", detail: detailOf(use) } });
+    nodes.push({ data: { id, parent, name: use.name, kind: use.kind, role: use.role || "", detail: detailOf(use) } });
     const children = (use.members || []).map((member, i) => {
       const childId = `${id}/${i}`;
       walk(member, childId, id);
@@ -116,110 +99,224 @@ function edgesOf(use, children) {
   return edges;
 }
 
-// ---- drawing
+// ---- drawing: at once, before any figures (a first look needs none)
 function draw(tree) {
   const { nodes, edges } = elementsOf(tree);
   if (page.cy) page.cy.destroy();
+  page.series = new Map(nodes.map((n) => [n.data.id, { calls: new Charts.Series(), p99: new Charts.Series() }]));
   page.cy = cytoscape({
     container: $("graph"),
     elements: [...nodes, ...edges],
     style: [
       { selector: "node", style: {
         "shape": "round-rectangle", "background-color": "#f4f6fb", "border-width": 1, "border-color": "#8899bb",
-        "label": "data(label)", "text-wrap": "wrap", "text-valign": "center", "font-size": 10,
-        "width": "label", "height": "label", "padding": "8px" } },
+        "label": "data(label)", "text-wrap": "wrap", "text-valign": "center", "font-size": 13,
+        "width": "label", "height": "label", "padding": "10px" } },
       { selector: ":parent", style: {
         "background-color": "#fbfbfb", "border-style": "dashed", "text-valign": "top", "text-halign": "center",
-        "font-weight": "bold" } },
+        "font-weight": "bold", "padding": "18px" } },
       { selector: "node.failing", style: { "border-color": "#d33", "border-width": 3, "background-color": "#fdecec" } },
+      { selector: "node.client-errors", style: { "border-color": "#d90", "border-width": 2 } },
       { selector: "edge", style: {
         "curve-style": "bezier", "target-arrow-shape": "triangle", "width": 1.5, "line-color": "#8899bb",
-        "target-arrow-color": "#8899bb", "label": "data(label)", "font-size": 9, "text-background-color": "#fff",
-        "text-background-opacity": 1 } },
+        "target-arrow-color": "#8899bb", "label": "data(label)", "font-size": 12, "text-background-color": "#fff",
+        "text-background-opacity": 1, "text-background-padding": "2px",
+        // Above the boxes: a short edge into a hierarchy's box keeps its
+        // whole label in view.
+        "z-compound-depth": "top", "z-index": 10 } },
       { selector: 'edge[style = "skip"]', style: { "line-style": "dashed", "line-color": "#c80" } },
       { selector: 'edge[style = "shadow"]', style: { "line-style": "dotted" } },
     ],
   });
   page.cy.nodes().forEach((n) => n.data("label", labelOf(n.data(), null)));
   // breadthfirst, directed: each member one rank after what feeds it;
-  // every hierarchy a box around its members.
+  // every hierarchy a box around its members. Room at the edges keeps
+  // edge labels inside the canvas.
   page.cy.layout({
     name: "breadthfirst", directed: true, animate: false, nodeDimensionsIncludeLabels: true,
-    spacingFactor: 1.6, padding: 20,
+    spacingFactor: 1.7, padding: 40,
   }).run();
-  page.cy.fit(undefined, 30);
+  page.cy.fit(undefined, 50);
+  buildSeriesPanel();
 }
 
-// A node's label: name, kind and role, then its live figures.
+// A node's label: name and kind, then its live figures (kept short: the
+// narrower the nodes, the larger the graph is drawn).
 function labelOf(d, live) {
-  const head = [`${d.name} · ${d.kind}`, d.role, d.detail].filter(Boolean).join("\n");
+  const head = [`${d.name} · ${d.kind}`, d.detail].filter(Boolean).join("\n");
   return live ? `${head}\n${live}` : head;
 }
 
-// ---- live figures for every node from two snapshots of /metrics
-function figures(d, now, before, seconds) {
-  const delta = (name, match) => sum(now, name, match) - (before ? sum(before, name, match) : 0);
-  const rate = (name, match) => (before ? delta(name, match) / seconds : 0);
+// ---- live figures for one graph node, over recent windows
+function figures(d) {
+  const h = page.history;
   const lines = [];
-  let failing = false;
+  const state = { failing: false, clientErrors: false, calls: 0, p99: null };
+  const counted = (name, match, label) => {
+    // Errors in the last minute mark the node; older ones are only told.
+    const all = (h.now.series.get(name) || []).filter((s) => match(s.labels) && s.value > 0);
+    if (!all.length) return false;
+    const what = (s) => (label === "dropped" ? s.labels.model : s.labels.kind || s.labels.status);
+    const grown = all.map((s) => {
+      const key = JSON.stringify(s.labels);
+      return { s, grew: h.growth(name, (l) => JSON.stringify(l) === key, RECENT_MS) };
+    });
+    if (grown.some(({ grew }) => grew === null)) {
+      // One snapshot only: when they happened is not known yet.
+      lines.push(`${label} since start: ${all.map((s) => `${what(s)} ${s.value}`).join(", ")}`);
+      return false;
+    }
+    const recent = grown.filter(({ grew }) => grew > 0);
+    if (recent.length) {
+      lines.push(`${label} (last min): ${recent.map(({ s, grew }) => `${what(s)} ${grew}`).join(", ")}`);
+      return true;
+    }
+    lines.push(`${label} before the last min: ${all.map((s) => `${what(s)} ${s.value}`).join(", ")}`);
+    return false;
+  };
   if (d.kind === "node") {
     const mine = (l) => l.node === d.name;
-    lines.push(`${rate("aimass_node_duration_seconds_count", mine).toFixed(1)} calls/s`);
-    lines.push(`p50 ${ms(quantile(now, before, "aimass_node_duration_seconds", mine, 0.5))} · p99 ${ms(quantile(now, before, "aimass_node_duration_seconds", mine, 0.99))}`);
-    lines.push(`in use ${sum(now, "aimass_node_instances_in_use", mine)} of ${sum(now, "aimass_node_instances", mine)}`);
-    const failures = (now.get("aimass_plugin_failures_total") || []).filter((s) => mine(s.labels) && s.value > 0);
-    if (failures.length) {
-      failing = true;
-      lines.push("errors: " + failures.map((s) => `${s.labels.kind} ${s.value}`).join(", "));
-    }
-    const batches = sum(now, "aimass_batch_rows_count", mine);
+    const n = "aimass_node_duration_seconds";
+    state.calls = h.rate(`${n}_count`, mine);
+    state.p99 = h.quantile(n, mine, 0.99, 1_500);
+    lines.push(`${state.calls.toFixed(1)} calls/s`);
+    lines.push(`p99 ${ms(h.quantile(n, mine, 0.99, LATENCY_MS))}`);
+    const now = h.now.series;
+    lines.push(`in use ${Metrics.sum(now, "aimass_node_instances_in_use", mine)}/${Metrics.sum(now, "aimass_node_instances", mine)}`);
+    state.failing = counted("aimass_plugin_failures_total", mine, "plugin errors");
+    const batches = Metrics.sum(now, "aimass_batch_rows_count", mine);
     if (batches) {
-      const rows = sum(now, "aimass_batch_rows_sum", mine);
-      lines.push(`${(rows / batches).toFixed(1)} rows/batch · queue p99 ${ms(quantile(now, before, "aimass_batch_queue_duration_seconds", mine, 0.99))}`);
+      const rows = Metrics.sum(now, "aimass_batch_rows_sum", mine);
+      lines.push(`${(rows / batches).toFixed(1)} rows/batch · queue p99 ${ms(h.quantile("aimass_batch_queue_duration_seconds", mine, 0.99, LATENCY_MS))}`);
     }
   } else {
     // Every call of the hierarchy, from the top of a request or inside
-    // another one; requests that failed, when clients call it directly.
+    // another one; requests that failed, when clients call it directly:
+    // the client's mistakes (4xx) apart from failures (5xx).
     const mine = (l) => l.model === d.name;
-    const h = "aimass_hierarchy_duration_seconds";
-    lines.push(`${rate(`${h}_count`, mine).toFixed(1)} calls/s`);
-    lines.push(`p50 ${ms(quantile(now, before, h, mine, 0.5))} · p99 ${ms(quantile(now, before, h, mine, 0.99))}`);
-    const failed = sum(now, "aimass_request_failures_total", mine);
-    if (failed) {
-      failing = true;
-      lines.push(`failed requests ${failed}`);
-    }
+    const n = "aimass_hierarchy_duration_seconds";
+    state.calls = h.rate(`${n}_count`, mine);
+    state.p99 = h.quantile(n, mine, 0.99, 1_500);
+    lines.push(`${state.calls.toFixed(1)} calls/s`);
+    lines.push(`p99 ${ms(h.quantile(n, mine, 0.99, LATENCY_MS))}`);
+    const failures = "aimass_request_failures_total";
+    state.clientErrors = counted(failures, (l) => mine(l) && isClient(l.status), "client errors");
+    state.failing = counted(failures, (l) => mine(l) && !isClient(l.status), "failed");
     if (d.kind === "cascade") {
-      const mine = (l) => l.cascade === d.name;
-      const all = sum(now, "aimass_cascade_rows_total", mine);
-      const stages = (now.get("aimass_cascade_rows_total") || []).filter((s) => mine(s.labels));
+      const stage = (l) => l.cascade === d.name;
+      const now = h.now.series;
+      const all = Metrics.sum(now, "aimass_cascade_rows_total", stage);
+      const stages = (now.get("aimass_cascade_rows_total") || []).filter((s) => stage(s.labels));
       if (all) lines.push(stages.map((s) => `stage ${s.labels.stage} ${(100 * s.value / all).toFixed(1)}%`).join(" · "));
     }
-    const dropped = (now.get("aimass_dropped_members_total") || []).filter((s) => s.labels.hierarchy === d.name && s.value > 0);
-    if (dropped.length) {
-      failing = true;
-      lines.push("dropped: " + dropped.map((s) => `${s.labels.model} ${s.value}`).join(", "));
-    }
+    if (counted("aimass_dropped_members_total", (l) => l.hierarchy === d.name, "dropped")) state.failing = true;
   }
-  return { text: lines.join("\n"), failing };
+  return { text: lines.join("\n"), ...state };
 }
 
+// ---- the plots beside the graph: calls/s and p99 per node
+function buildSeriesPanel() {
+  const panel = $("series");
+  panel.replaceChildren(element("h2", "last minutes"));
+  page.cy.nodes().forEach((n) => {
+    const row = element("div", undefined, "series");
+    row.dataset.node = n.id();
+    row.append(element("div", n.data("name"), "series-name"));
+    for (const [what, color] of [["calls", "#3366cc"], ["p99", "#cc6633"]]) {
+      const line = element("div", undefined, "series-line");
+      const canvas = element("canvas");
+      canvas.dataset.series = what;
+      canvas.dataset.color = color;
+      line.append(element("span", what === "calls" ? "calls/s" : "p99", "series-label"), canvas, element("span", "–", "series-value"));
+      row.append(line);
+    }
+    panel.append(row);
+  });
+}
+
+function drawSeriesPanel() {
+  for (const row of $("series").querySelectorAll("div.series")) {
+    const series = page.series.get(row.dataset.node);
+    if (!series) continue;
+    for (const line of row.querySelectorAll("div.series-line")) {
+      const canvas = line.querySelector("canvas");
+      const which = series[canvas.dataset.series];
+      Charts.sparkline(canvas, which, canvas.dataset.color);
+      const last = which.last;
+      line.querySelector(".series-value").textContent =
+        canvas.dataset.series === "calls" ? (last === null ? "–" : last.toFixed(1)) : ms(last);
+    }
+  }
+}
+
+// ---- the overview: every model, its traffic and errors
+function overviewRows(models) {
+  const h = page.history;
+  return models.map((m) => {
+    const mine = (l) => l.model === m.name;
+    const failures = "aimass_request_failures_total";
+    const total = h.growth("aimass_requests_total", mine, RECENT_MS);
+    const failed = h.growth(failures, (l) => mine(l) && !isClient(l.status), RECENT_MS);
+    return {
+      name: m.name,
+      state: `v${m.version} ${m.state.toLowerCase()}`,
+      calls: h.rate("aimass_requests_total", mine),
+      p99: h.quantile("aimass_request_duration_seconds", mine, 0.99, LATENCY_MS),
+      clientErrors: h.growth(failures, (l) => mine(l) && isClient(l.status), RECENT_MS),
+      failed,
+      errorRate: total ? failed / total : null,
+    };
+  });
+}
+
+function drawOverview() {
+  const body = $("overview-rows");
+  const rows = overviewRows(page.models || []);
+  page.overview = rows;
+  body.replaceChildren(
+    ...rows.map((r) => {
+      const tr = element("tr");
+      const link = element("a", r.name);
+      link.href = `/ui/models/${encodeURIComponent(r.name)}`;
+      const name = element("td");
+      name.append(link, element("span", ` ${r.state}`, "state"));
+      const count = (v) => (v === null ? "–" : String(v));
+      tr.append(
+        name,
+        element("td", r.calls.toFixed(1), "number"),
+        element("td", ms(r.p99), "number"),
+        element("td", r.errorRate === null ? "–" : `${(100 * r.errorRate).toFixed(1)}%`, "number"),
+        element("td", count(r.failed), "number"),
+        element("td", count(r.clientErrors), "number"),
+      );
+      if (r.failed > 0) tr.className = "failing";
+      return tr;
+    }),
+  );
+}
+
+// ---- polling
 async function poll() {
   try {
-    const started = performance.now();
-    const now = parseMetrics(await (await fetch("/metrics")).text());
-    const before = page.previous;
-    const seconds = before ? (started - before.at) / 1000 : 1;
+    const at = performance.now();
+    page.history.add(at, Metrics.parse(await (await fetch("/metrics")).text()));
     if (page.cy) {
       page.cy.nodes().forEach((n) => {
-        const live = figures(n.data(), now, before && before.series, seconds);
+        const live = figures(n.data());
         n.data("label", labelOf(n.data(), live.text));
         n.data("live", live.text);
         n.toggleClass("failing", live.failing);
+        n.toggleClass("client-errors", live.clientErrors && !live.failing);
+        const series = page.series.get(n.id());
+        if (series && page.history.previous) {
+          series.calls.add(at, live.calls);
+          series.p99.add(at, live.p99);
+        }
       });
+      drawSeriesPanel();
     }
-    page.previous = { series: now, at: started };
-    page.polls = (page.polls || 0) + 1;
+    if (page.model === null) drawOverview();
+    page.polls += 1;
     $("status").textContent = `live · updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     $("status").textContent = `not updated: ${e.message}`;
@@ -228,37 +325,57 @@ async function poll() {
 
 async function show(model) {
   page.model = model;
-  page.ready = false;
   $("title").textContent = model;
+  $("overview").hidden = true;
   document.querySelectorAll("#models a").forEach((a) => a.classList.toggle("current", a.dataset.model === model));
   draw(await getJson(`/v2/ui/graph/${encodeURIComponent(model)}`));
-  page.previous = null;
-  await poll();
   page.ready = true;
+}
+
+// The overview, and the first hierarchy (a model that is not a lone node).
+async function showOverview() {
+  page.model = null;
+  $("title").textContent = "all models";
+  $("overview").hidden = false;
+  document.querySelectorAll("#models a").forEach((a) => a.classList.remove("current"));
+  drawOverview();
+  for (const m of page.models || []) {
+    const tree = await getJson(`/v2/ui/graph/${encodeURIComponent(m.name)}`).catch(() => null);
+    if (tree && tree.kind !== "node") {
+      $("graph-title").textContent = `${m.name}, the first hierarchy`;
+      draw(tree);
+      break;
+    }
+  }
+  page.ready = true;
+}
+
+function route() {
+  const linked = location.pathname.match(/^\/ui\/models\/(.+)$/);
+  return linked ? show(decodeURIComponent(linked[1])) : showOverview();
 }
 
 async function start() {
   const { models } = await getJson("/v2/ui/models");
+  page.models = models;
   $("models").replaceChildren();
+  const overview = element("a", "overview");
+  overview.href = "/";
+  overview.onclick = (e) => { e.preventDefault(); history.pushState({}, "", "/"); showOverview(); };
+  $("models").appendChild(overview);
   for (const m of models) {
     const a = document.createElement("a");
     a.href = `/ui/models/${encodeURIComponent(m.name)}`;
     a.dataset.model = m.name;
     // Names come from the config and plugins: text, never markup.
-    const state = document.createElement("span");
-    state.className = "state";
-    state.textContent = `v${m.version} ${m.state.toLowerCase()}`;
-    a.append(document.createTextNode(`${m.name} `), state);
-    a.onclick = (e) => { e.preventDefault(); history.pushState({}, "", a.href); show(m.name); };
+    a.append(document.createTextNode(`${m.name} `), element("span", `v${m.version} ${m.state.toLowerCase()}`, "state"));
+    a.onclick = (e) => { e.preventDefault(); history.pushState({}, "", a.href); $("graph-title").textContent = ""; show(m.name); };
     $("models").appendChild(a);
   }
-  const linked = location.pathname.match(/^\/ui\/models\/(.+)$/);
-  if (linked) await show(decodeURIComponent(linked[1]));
+  await route();
+  await poll();
   setInterval(poll, POLL_MS);
 }
 
-window.onpopstate = () => {
-  const linked = location.pathname.match(/^\/ui\/models\/(.+)$/);
-  if (linked) show(decodeURIComponent(linked[1]));
-};
+window.onpopstate = () => route();
 start();

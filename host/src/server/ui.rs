@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 const PAGE: &str = include_str!("../../ui/index.html");
 const APP: &str = include_str!("../../ui/app.js");
+const METRICS: &str = include_str!("../../ui/metrics.js");
+const CHARTS: &str = include_str!("../../ui/charts.js");
 const STYLE: &str = include_str!("../../ui/app.css");
 /// cytoscape 3.34.4 (MIT), vendored: see `host/ui/vendor/cytoscape/`.
 const CYTOSCAPE: &str = include_str!("../../ui/vendor/cytoscape/cytoscape.min.js");
@@ -72,6 +74,8 @@ async fn page() -> Html<&'static str> {
 async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let (body, kind) = match file.as_str() {
         "app.js" => (APP, "text/javascript; charset=utf-8"),
+        "metrics.js" => (METRICS, "text/javascript; charset=utf-8"),
+        "charts.js" => (CHARTS, "text/javascript; charset=utf-8"),
         "app.css" => (STYLE, "text/css; charset=utf-8"),
         "cytoscape.min.js" => (CYTOSCAPE, "text/javascript; charset=utf-8"),
         _ => return Err(ApiError::NotFound(format!("no asset `{file}`"))),
@@ -141,7 +145,9 @@ mod tests {
         assert!(
             super::PAGE.matches("<script").count() == super::PAGE.matches("<script src=").count()
         );
-        assert!(!super::APP.contains("innerHTML"));
+        for script in [super::APP, super::METRICS, super::CHARTS] {
+            assert!(!script.contains("innerHTML"));
+        }
     }
 
     #[tokio::test]
