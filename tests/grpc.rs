@@ -195,6 +195,19 @@ async fn every_rpc_answers_like_rest() {
         .unwrap();
     assert_eq!(config.input[0].data_type, pb::DataType::TypeFp32 as i32);
     assert_eq!(config.parameters["kind"].string_value, "sequence");
+    // Both front ends write the one description the service assembles.
+    let (_, rest) = server.get_json("/v2/models/digits/config").await;
+    assert_eq!(rest["name"], config.name.as_str());
+    assert_eq!(rest["platform"], config.platform.as_str());
+    assert_eq!(
+        rest["parameters"]["members"]["string_value"],
+        config.parameters["members"].string_value.as_str()
+    );
+    assert_eq!(rest["input"][0]["dims"], json!(config.input[0].dims));
+    assert_eq!(
+        rest["output"].as_array().unwrap().len(),
+        config.output.len()
+    );
     let stats = grpc
         .model_statistics(pb::ModelStatisticsRequest {
             name: "digits".into(),
@@ -207,6 +220,20 @@ async fn every_rpc_answers_like_rest() {
         stats.model_stats[0].inference_count, 10,
         "5 rows over each transport"
     );
+    let (_, rest) = server.get_json("/v2/models/digits/stats").await;
+    let rest = &rest["model_stats"][0];
+    let grpc_stats = &stats.model_stats[0];
+    assert_eq!(rest["inference_count"], grpc_stats.inference_count);
+    assert_eq!(rest["execution_count"], grpc_stats.execution_count);
+    let success = grpc_stats
+        .inference_stats
+        .as_ref()
+        .unwrap()
+        .success
+        .as_ref()
+        .unwrap();
+    assert_eq!(rest["inference_stats"]["success"]["count"], success.count);
+    assert_eq!(rest["inference_stats"]["success"]["ns"], success.ns);
 
     // The client's x-request-id comes back, as over REST.
     let mut request = tonic::Request::new(raw_request(

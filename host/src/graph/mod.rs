@@ -43,3 +43,4 @@ pub use error::ExecError;
 #[cfg(test)]
 pub(crate) use model::with_signature;
 pub use model::{Kind, Served};
+pub use rollout::RolloutStatus;

@@ -61,7 +61,7 @@ pub(super) trait Composition: Send + Sync {
 
     /// Where it stands, for kinds that change while they serve (a
     /// rollout's step and figures).
-    fn status(&self) -> Option<serde_json::Value> {
+    fn status(&self) -> Option<super::RolloutStatus> {
         None
     }
 
@@ -191,7 +191,7 @@ impl Served {
     }
 
     /// Where a hierarchy that changes while it serves stands (a rollout).
-    pub fn status(&self) -> Option<serde_json::Value> {
+    pub fn status(&self) -> Option<super::RolloutStatus> {
         match &self.body {
             Body::Node(..) => None,
             Body::Hierarchy(composition) => composition.status(),

@@ -196,6 +196,35 @@ enum Phase {
     RolledBack(String),
 }
 
+/// Where a running rollout stands: what the model's config reports.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RolloutStatus {
+    /// The version rolled from.
+    pub from: u64,
+    /// The version rolled to.
+    pub to: u64,
+    /// `step I of N`, `promoted` or `rolled back: WHY`.
+    pub state: String,
+    /// The share of requests `to` answers now.
+    pub share_to: f64,
+    /// Requests `to` answered in this step.
+    pub to_requests_this_step: u64,
+    /// Of them, failed.
+    pub to_errors_this_step: u64,
+    /// Their p99, in microseconds.
+    pub to_p99_us: Option<f64>,
+    /// Requests `from` answered in this step.
+    pub from_requests: u64,
+    /// Of them, failed.
+    pub from_errors: u64,
+    /// Their p99, in microseconds.
+    pub from_p99_us: Option<f64>,
+    /// Rows both versions answered (shadowed), compared.
+    pub compared_rows: u64,
+    /// Of them, where they agreed.
+    pub agreeing_rows: u64,
+}
+
 /// One version's answers: counts and recent latencies.
 #[derive(Default)]
 struct Window {
@@ -418,7 +447,7 @@ impl Composition for Rollout {
         vec![self.from.1.model.clone(), self.to.1.model.clone()]
     }
 
-    fn status(&self) -> Option<serde_json::Value> {
+    fn status(&self) -> Option<RolloutStatus> {
         let p = self.lock();
         let state = match &p.phase {
             Phase::Step(i) => format!("step {} of {}", i + 1, self.bounds.steps.len()),
@@ -428,20 +457,20 @@ impl Composition for Rollout {
         drop(p);
         let share = self.share();
         let p = self.lock();
-        Some(serde_json::json!({
-            "from": self.from.0,
-            "to": self.to.0,
-            "state": state,
-            "share_to": share,
-            "to_requests_this_step": p.to.requests,
-            "to_errors_this_step": p.to.errors,
-            "to_p99_us": p.to.p99(),
-            "from_requests": p.from.requests,
-            "from_errors": p.from.errors,
-            "from_p99_us": p.from.p99(),
-            "compared_rows": p.to.compared,
-            "agreeing_rows": p.to.agreed,
-        }))
+        Some(RolloutStatus {
+            from: self.from.0,
+            to: self.to.0,
+            state,
+            share_to: share,
+            to_requests_this_step: p.to.requests,
+            to_errors_this_step: p.to.errors,
+            to_p99_us: p.to.p99(),
+            from_requests: p.from.requests,
+            from_errors: p.from.errors,
+            from_p99_us: p.from.p99(),
+            compared_rows: p.to.compared,
+            agreeing_rows: p.to.agreed,
+        })
     }
 
     fn run<'a>(
@@ -534,7 +563,7 @@ mod tests {
         assert_eq!(r.share(), 0.5, "within 2× and under min_requests");
         r.record(true, Duration::from_micros(500), true, None);
         assert_eq!(r.share(), 0.0);
-        let state = r.status().unwrap()["state"].as_str().unwrap().to_string();
+        let state = r.status().unwrap().state;
         assert!(
             state.contains("p99 500 µs against 100 µs for version 1"),
             "{state}"
@@ -556,7 +585,7 @@ mod tests {
             r.record(true, Duration::from_micros(100), true, half);
         }
         assert_eq!(r.share(), 0.0);
-        let state = r.status().unwrap()["state"].as_str().unwrap().to_string();
+        let state = r.status().unwrap().state;
         assert!(
             state.contains("labels agree with version 1 on 89.5% of 38"),
             "rolled back at once: {state}"

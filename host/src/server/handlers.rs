@@ -6,6 +6,7 @@ use super::codec::{self, HEADER_LENGTH};
 use super::error::ApiError;
 use super::protocol::{ModelMetadata, ServerMetadata, TensorMetadata};
 use super::state::ServerState;
+use crate::service::ModelConfig;
 use crate::tensor::{Dtype, TensorSpec};
 use axum::Json;
 use axum::body::Body;
@@ -119,40 +120,39 @@ pub async fn model_ready(State(state): Shared, path: ModelPath) -> Result<Json<V
 /// `GET /v2/models/{m}[/versions/{v}]/config`: Triton's model configuration.
 pub async fn model_config(State(state): Shared, path: ModelPath) -> Result<Json<Value>, ApiError> {
     let model = state.service.model(&path.model, path.version.as_deref())?;
+    let config = ModelConfig::of(&model);
     let tensors = |specs: &[TensorSpec]| -> Vec<Value> {
         specs
             .iter()
             .map(|s| json!({ "name": s.name, "data_type": triton_type(s.dtype), "dims": s.shape }))
             .collect()
     };
-    let members: Vec<String> = model.members().iter().map(|m| m.name.clone()).collect();
-    let mut config = json!({
-        "name": model.model_name(),
-        "platform": format!("aimass_{}", model.kind.name()),
+    let mut json = json!({
+        "name": config.name,
+        "platform": config.platform,
         "backend": "aimass",
         // Batches travel in the tensors' leading dimension, which the
         // signature already shows as -1.
         "max_batch_size": 0,
-        "input": tensors(&model.signature.inputs),
-        "output": tensors(&model.signature.outputs),
+        "input": tensors(&config.inputs),
+        "output": tensors(&config.outputs),
         "parameters": {
-            "kind": { "string_value": model.kind.name() },
-            "members": { "string_value": members.join(",") },
+            "kind": { "string_value": config.kind },
+            "members": { "string_value": config.members.join(",") },
         },
     });
-    if let Some(batcher) = model.batcher() {
-        let policy = batcher.policy();
-        config["dynamic_batching"] = json!({
-            "max_queue_delay_microseconds": policy.max_queue_delay.as_micros() as u64,
-            "preferred_batch_size": policy.preferred_batch_sizes,
-            "default_queue_policy": { "max_queue_size": policy.max_queue_size },
+    if let Some(batching) = &config.dynamic_batching {
+        json["dynamic_batching"] = json!({
+            "max_queue_delay_microseconds": batching.max_queue_delay_us,
+            "preferred_batch_size": batching.preferred_batch_sizes,
+            "default_queue_policy": { "max_queue_size": batching.max_queue_size },
         });
     }
     // Where a running rollout stands (aimass's own key).
-    if let Some(status) = model.status() {
-        config["rollout"] = status;
+    if let Some(rollout) = &config.rollout {
+        json["rollout"] = json!(rollout);
     }
-    Ok(Json(config))
+    Ok(Json(json))
 }
 
 fn triton_type(dtype: Dtype) -> String {
@@ -161,14 +161,14 @@ fn triton_type(dtype: Dtype) -> String {
 
 /// `GET /v2/models/stats`.
 pub async fn all_stats(State(state): Shared) -> Json<Value> {
-    let stats = state.service.all_stats_json();
+    let stats = state.service.all_statistics();
     Json(json!({ "model_stats": stats }))
 }
 
 /// `GET /v2/models/{m}[/versions/{v}]/stats`.
 pub async fn model_stats(State(state): Shared, path: ModelPath) -> Result<Json<Value>, ApiError> {
     let model = state.service.model(&path.model, path.version.as_deref())?;
-    let stats = state.service.stats_json(&model.name);
+    let stats = state.service.statistics(&model.name);
     Ok(Json(json!({ "model_stats": [stats] })))
 }
 

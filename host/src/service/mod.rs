@@ -7,16 +7,20 @@
 
 mod capturing;
 mod catalog;
+mod description;
 mod error;
 mod request;
 mod stats;
 mod watch;
 
 pub use catalog::IndexEntry;
+pub use description::{DynamicBatching, ModelConfig};
 pub use error::ServiceError;
 pub use request::{InferRequest, InferResponse};
 pub(crate) use request::{check_inputs, check_outputs, flag};
-pub use stats::{ModelStats, Phases};
+pub use stats::{
+    BatchStatistics, InferStatistics, ModelStatistics, ModelStats, Phases, StatisticDuration,
+};
 pub use watch::watch;
 
 use crate::capture::{Captures, Feedback};
@@ -212,14 +216,14 @@ impl InferenceService {
 
     /// Triton's statistics of the model at section `key` (see
     /// [`Served::name`]), with its batches when it batches.
-    pub fn stats_json(&self, key: &str) -> serde_json::Value {
+    pub fn statistics(&self, key: &str) -> ModelStatistics {
         let batches = self
             .catalog
             .by_key(key)
             .and_then(|m| m.batcher().map(|b| b.log().snapshot()))
             .unwrap_or_default();
         let (name, version) = crate::config::split_version(key);
-        self.stats(key).to_json(name, version, &batches)
+        self.stats(key).snapshot(name, version, &batches)
     }
 
     /// The versions of `name` ready to serve, in order.
@@ -228,12 +232,12 @@ impl InferenceService {
     }
 
     /// Triton's statistics of every model that has them.
-    pub fn all_stats_json(&self) -> Vec<serde_json::Value> {
+    pub fn all_statistics(&self) -> Vec<ModelStatistics> {
         let names: Vec<String> = {
             let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             stats.keys().cloned().collect()
         };
-        names.iter().map(|name| self.stats_json(name)).collect()
+        names.iter().map(|name| self.statistics(name)).collect()
     }
 
     /// Answers `request` with `model` (at `version`): looks it up, checks

@@ -6,9 +6,8 @@ use super::proto::{self as pb, model_metadata_response::TensorMetadata};
 use super::status;
 use crate::server::admin::Refusal;
 use crate::server::state::ServerState;
-use crate::service::ServiceError;
+use crate::service::{ModelConfig, ModelStatistics, ServiceError, StatisticDuration};
 use crate::tensor::{Dtype, TensorSpec};
-use serde_json::Value;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,39 +102,39 @@ fn data_type(dtype: Dtype) -> pb::DataType {
     }
 }
 
-/// Triton's statistics JSON (the one REST sends) as the message.
-fn statistics(json: &Value) -> pb::ModelStatistics {
-    let number = |v: &Value| v.as_u64().unwrap_or(0);
-    let duration = |v: &Value| pb::StatisticDuration {
-        count: number(&v["count"]),
-        ns: number(&v["ns"]),
+/// Triton's statistics (the ones REST sends as JSON) as the message.
+fn statistics(stats: &ModelStatistics) -> pb::ModelStatistics {
+    let spent = |d: &StatisticDuration| {
+        Some(pb::StatisticDuration {
+            count: d.count,
+            ns: d.ns,
+        })
     };
-    let s = &json["inference_stats"];
+    let s = &stats.inference_stats;
     pb::ModelStatistics {
-        name: json["name"].as_str().unwrap_or_default().to_string(),
-        version: json["version"].as_str().unwrap_or_default().to_string(),
-        last_inference: number(&json["last_inference"]),
-        inference_count: number(&json["inference_count"]),
-        execution_count: number(&json["execution_count"]),
+        name: stats.name.clone(),
+        version: stats.version.clone(),
+        last_inference: stats.last_inference,
+        inference_count: stats.inference_count,
+        execution_count: stats.execution_count,
         inference_stats: Some(pb::InferStatistics {
-            success: Some(duration(&s["success"])),
-            fail: Some(duration(&s["fail"])),
-            queue: Some(duration(&s["queue"])),
-            compute_input: Some(duration(&s["compute_input"])),
-            compute_infer: Some(duration(&s["compute_infer"])),
-            compute_output: Some(duration(&s["compute_output"])),
-            cache_hit: Some(duration(&s["cache_hit"])),
-            cache_miss: Some(duration(&s["cache_miss"])),
+            success: spent(&s.success),
+            fail: spent(&s.fail),
+            queue: spent(&s.queue),
+            compute_input: spent(&s.compute_input),
+            compute_infer: spent(&s.compute_infer),
+            compute_output: spent(&s.compute_output),
+            cache_hit: spent(&s.cache_hit),
+            cache_miss: spent(&s.cache_miss),
         }),
-        batch_stats: json["batch_stats"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        batch_stats: stats
+            .batch_stats
+            .iter()
             .map(|b| pb::InferBatchStatistics {
-                batch_size: number(&b["batch_size"]),
-                compute_input: Some(duration(&b["compute_input"])),
-                compute_infer: Some(duration(&b["compute_infer"])),
-                compute_output: Some(duration(&b["compute_output"])),
+                batch_size: b.batch_size,
+                compute_input: spent(&b.compute_input),
+                compute_infer: spent(&b.compute_infer),
+                compute_output: spent(&b.compute_output),
             })
             .collect(),
     }
@@ -278,35 +277,30 @@ impl GrpcInferenceService for Grpc {
             .service
             .model(&r.name, version(&r.version))
             .map_err(|e| status(&e))?;
+        let config = ModelConfig::of(&model);
         let parameter = |value: String| pb::ModelParameter {
             string_value: value,
         };
-        let members: Vec<String> = model.members().iter().map(|m| m.name.clone()).collect();
         let mut parameters = std::collections::HashMap::from([
-            ("kind".to_string(), parameter(model.kind.name().into())),
-            ("members".to_string(), parameter(members.join(","))),
+            ("kind".to_string(), parameter(config.kind.into())),
+            ("members".to_string(), parameter(config.members.join(","))),
         ]);
-        if let Some(rollout) = model.status() {
-            parameters.insert("rollout".into(), parameter(rollout.to_string()));
+        if let Some(rollout) = &config.rollout {
+            let json = serde_json::to_string(rollout).unwrap_or_default();
+            parameters.insert("rollout".into(), parameter(json));
         }
-        let scheduling_choice = model.batcher().map(|b| {
-            let policy = b.policy();
+        let scheduling_choice = config.dynamic_batching.as_ref().map(|batching| {
             pb::model_config::SchedulingChoice::DynamicBatching(pb::ModelDynamicBatching {
-                preferred_batch_size: policy
+                preferred_batch_size: batching
                     .preferred_batch_sizes
                     .iter()
                     .map(|&n| i32::try_from(n).unwrap_or(i32::MAX))
                     .collect(),
-                max_queue_delay_microseconds: policy.max_queue_delay.as_micros() as u64,
+                max_queue_delay_microseconds: batching.max_queue_delay_us,
             })
         });
         let config = pb::ModelConfig {
-            name: model.model_name().to_string(),
-            platform: model.platform(),
-            backend: "aimass".into(),
-            max_batch_size: 0,
-            input: model
-                .signature
+            input: config
                 .inputs
                 .iter()
                 .map(|s| pb::ModelInput {
@@ -315,8 +309,7 @@ impl GrpcInferenceService for Grpc {
                     dims: s.shape.clone(),
                 })
                 .collect(),
-            output: model
-                .signature
+            output: config
                 .outputs
                 .iter()
                 .map(|s| pb::ModelOutput {
@@ -325,6 +318,10 @@ impl GrpcInferenceService for Grpc {
                     dims: s.shape.clone(),
                 })
                 .collect(),
+            name: config.name,
+            platform: config.platform,
+            backend: "aimass".into(),
+            max_batch_size: 0,
             parameters,
             scheduling_choice,
         };
@@ -340,12 +337,12 @@ impl GrpcInferenceService for Grpc {
         let r = request.into_inner();
         let service = &self.state.service;
         let all = if r.name.is_empty() {
-            service.all_stats_json()
+            service.all_statistics()
         } else {
             let model = service
                 .model(&r.name, version(&r.version))
                 .map_err(|e| status(&e))?;
-            vec![service.stats_json(&model.name)]
+            vec![service.statistics(&model.name)]
         };
         Ok(Response::new(pb::ModelStatisticsResponse {
             model_stats: all.iter().map(statistics).collect(),
