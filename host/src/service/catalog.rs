@@ -210,8 +210,10 @@ impl Catalog {
     /// Versions the policy no longer serves are unloaded. Requests already
     /// running finish on the old ones; the next ones get the new ones. An
     /// error leaves the old ones serving. The work runs on a blocking
-    /// thread, so serving keeps its async workers.
-    pub async fn load(&self, name: &str) -> Result<Duration, ServiceError> {
+    /// thread, so serving keeps its async workers. Returns the time it took
+    /// and the config file as it was read for it (read once: what follows
+    /// the load, capture, follows the same file).
+    pub async fn load(&self, name: &str) -> Result<(Duration, ConfigFile), ServiceError> {
         let started = Instant::now();
         let runtime =
             self.read().runtime.clone().ok_or_else(|| {
@@ -268,7 +270,8 @@ impl Catalog {
             }
         }
         catalog.versions.take_model(base, &versions);
-        Ok(started.elapsed())
+        drop(catalog);
+        Ok((started.elapsed(), file))
     }
 
     /// Starts the model at section `key` around the models serving now, on

@@ -188,14 +188,10 @@ impl InferenceService {
     pub async fn load(&self, name: &str) -> Result<Duration, ServiceError> {
         let result = self.catalog.load(name).await;
         crate::metrics::model_load(self.metric_label(name), result.is_ok());
-        if result.is_ok() {
-            // The load read a file that passed its check: capture follows it.
-            match crate::config::ConfigFile::load(self.config()) {
-                Ok(file) => self.start_captures(&file, &self.ready_models()),
-                Err(e) => tracing::warn!("capture settings not reloaded: {e}"),
-            }
-        }
-        result
+        let (took, file) = result?;
+        // Capture follows the file the load read, not a newer one.
+        self.start_captures(&file, &self.ready_models());
+        Ok(took)
     }
 
     /// Stops serving `name`; requests running on it finish. Refused while a
