@@ -3,7 +3,7 @@
 //! `aimass check`, `serve` and `eval` all start here.
 
 use crate::config::{
-    ConfigError, ConfigErrors, ConfigFile, IsolationConfig, ParamConfig, Versions,
+    ConfigError, ConfigErrors, ConfigFile, IsolationConfig, NodeConfig, ParamConfig, Versions,
 };
 use crate::graph::{
     HierarchyOrder, Models, Served, build_models, check_references, model_closure, model_users,
@@ -16,7 +16,6 @@ use crate::runtime::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A config, loaded and ready to serve.
 pub struct Repository {
@@ -133,164 +132,35 @@ impl Repository {
         runtime: Arc<Runtime>,
         reload: Option<Reload<'_>>,
     ) -> Result<Repository, ConfigErrors> {
+        let plan = Plan::of(&file, reload)?;
+        order.0.retain(|name| plan.builds(name));
         let c = &file.config;
-        let one = |e: ConfigError| ConfigErrors::one(e);
-        let empty = Models::new();
-        let serving = reload.map_or(&empty, |r| r.serving);
-        // What starts afresh, and what is rebuilt (that and its users).
-        let (fresh, rebuilt) = match reload {
-            Some(Reload { model, serving }) => {
-                let closure = model_closure(&file, model).ok_or_else(|| {
-                    one(ConfigError {
-                        file: file.path.display().to_string(),
-                        line: None,
-                        key: model.to_string(),
-                        message: format!("the config has no model `{model}`"),
-                        fix: Some("add it as a node or a hierarchy".into()),
-                    })
-                })?;
-                let fresh: BTreeSet<String> = closure
-                    .into_iter()
-                    .filter(|m| m == model || !serving.contains_key(m))
-                    .collect();
-                let users = model_users(&file, model)
-                    .into_iter()
-                    .filter(|u| serving.contains_key(u));
-                let rebuilt: BTreeSet<String> = fresh.iter().cloned().chain(users).collect();
-                (Some(fresh), Some(rebuilt))
-            }
-            None => (None, None),
-        };
-        // A full start: what the version policies serve, and what that calls.
-        let versions = Versions::of(c);
-        let policy: BTreeSet<String> = versions
-            .served
+        let nodes_needed: BTreeMap<&String, &NodeConfig> = c
+            .nodes
             .iter()
-            .filter_map(|key| model_closure(&file, key))
-            .flatten()
+            .filter(|(name, _)| plan.starts(name))
             .collect();
-        let starts = |name: &str| match &fresh {
-            Some(f) => f.contains(name),
-            None => policy.contains(name),
-        };
-        order.0.retain(|name| match &rebuilt {
-            Some(r) => r.contains(name),
-            None => policy.contains(name),
-        });
-        // A reload reads only the plugins and graphs its nodes use; a full
-        // start reads every one, so that a broken one is reported.
-        let wanted = fresh.as_ref();
-        let nodes_needed: BTreeMap<&String, &crate::config::NodeConfig> =
-            c.nodes.iter().filter(|(name, _)| starts(name)).collect();
-        let plugins_needed: std::collections::BTreeSet<&str> = nodes_needed
-            .values()
-            .map(|n| n.plugin.get_ref().as_str())
-            .collect();
-        let artifacts_needed: std::collections::BTreeSet<&str> = nodes_needed
-            .values()
-            .flat_map(|n| {
-                let plugin_graphs = c.plugins.get(n.plugin.get_ref()).map(|p| &p.graphs);
-                n.graphs.iter().chain(plugin_graphs.into_iter().flatten())
-            })
-            .map(|g| g.get_ref().as_str())
-            .collect();
-
-        let mut plugins: BTreeMap<&str, Plugin> = BTreeMap::new();
-        for (name, p) in &c.plugins {
-            if wanted.is_some() && !plugins_needed.contains(name.as_str()) {
-                continue;
-            }
-            let path = file.resolve(&p.path);
-            let plugin = runtime
-                .load(name, &path, p.sha256.as_deref())
-                .map_err(|e| {
-                    let fix = plugin_fix(&path, p.build.is_some());
-                    one(file
-                        .error(
-                            file.table_span("plugins", name),
-                            format!("plugins.{name}"),
-                            e.to_string(),
-                        )
-                        .fix(fix))
-                })?;
-            plugins.insert(name, plugin);
-        }
-
-        let mut graphs = GraphStore::default();
-        for (name, a) in &c.artifacts {
-            if wanted.is_some() && !artifacts_needed.contains(name.as_str()) {
-                continue;
-            }
-            let backend = match a.backend {
-                crate::config::BackendConfig::Tract => BackendKind::Tract,
-                crate::config::BackendConfig::Onnxruntime => BackendKind::OnnxRuntime,
-            };
-            let device = match a.device {
-                crate::config::DeviceConfig::Cpu => Device::Cpu,
-                crate::config::DeviceConfig::Gpu => Device::Gpu,
-            };
-            graphs
-                .load_file(name, &file.resolve(&a.path), backend, device)
-                .map_err(|e| {
-                    one(file.error(
-                        file.table_span("artifacts", name),
-                        format!("artifacts.{name}"),
-                        e.to_string(),
-                    ))
-                })?;
-        }
-
+        let plugins = load_plugins(&file, &runtime, &plan, &nodes_needed)?;
+        let graphs = load_graphs(&file, &plan, &nodes_needed)?;
         let mut nodes = BTreeMap::new();
-        for (name, n) in nodes_needed {
-            let plugin_name = n.plugin.get_ref().as_str();
-            let (Some(p), Some(plugin)) = (c.plugins.get(plugin_name), plugins.get(plugin_name))
+        for (name, node) in nodes_needed {
+            let plugin_name = node.plugin.get_ref().as_str();
+            let (Some(config), Some(plugin)) =
+                (c.plugins.get(plugin_name), plugins.get(plugin_name))
             else {
                 continue; // reported by check_references
             };
-            let granted = p
-                .graphs
-                .iter()
-                .chain(&n.graphs)
-                .map(|g| g.get_ref().as_str());
-            let graphs = graphs.grant(granted).map_err(|e| {
-                one(file.error(
-                    file.table_span("nodes", name),
-                    format!("nodes.{name}.graphs"),
-                    e.to_string(),
-                ))
-            })?;
-            let spec = NodeSpec {
-                node: name.clone(),
-                params: n
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.clone(), param_value(v)))
-                    .collect(),
-                graphs,
-                limits: InstanceLimits {
-                    memory_bytes: (*p.memory_mb.get_ref() as usize) << 20,
-                    call_timeout: Duration::from_millis(*p.timeout_ms.get_ref()),
-                },
-                isolation: match p.isolation {
-                    IsolationConfig::Pooled => Isolation::Pooled,
-                    IsolationConfig::PerRequest => Isolation::PerRequest,
-                },
-                max_instances: p.max_instances as usize,
-                max_queue: p
-                    .max_queue
-                    .map_or(16 * p.max_instances as usize, |q| q as usize),
-                queue_timeout: Duration::from_millis(
-                    p.queue_timeout_ms.unwrap_or(*p.timeout_ms.get_ref()),
-                ),
-            };
+            let spec = node_spec(&file, name, node, config, &graphs)?;
             let pool = NodePool::start(runtime.clone(), plugin.clone(), spec)
                 .await
-                .map_err(|e| one(start_error(&file, name, plugin_name, &e)))?;
+                .map_err(|e| ConfigErrors::one(start_error(&file, name, plugin_name, &e)))?;
             nodes.insert(name.clone(), Arc::new(pool));
         }
+        let empty = Models::new();
+        let serving = reload.map_or(&empty, |r| r.serving);
         let around: Models = serving
             .iter()
-            .filter(|(name, _)| rebuilt.as_ref().is_none_or(|r| !r.contains(*name)))
+            .filter(|(name, _)| !plan.rebuilds(name))
             .map(|(name, model)| (name.clone(), model.clone()))
             .collect();
         let models = build_models(&file, &order, nodes, &around)?;
@@ -300,6 +170,215 @@ impl Repository {
             graphs,
             models,
         })
+    }
+}
+
+/// What a build starts and rebuilds. A full start: what the version
+/// policies serve and what that calls. A reload of one model: the model and
+/// whatever it calls that is not serving yet start afresh; they and the
+/// serving hierarchies that use them are rebuilt.
+struct Plan {
+    /// Served by policy, with what it calls.
+    policy: BTreeSet<String>,
+    /// A reload's: started afresh, and rebuilt.
+    reload: Option<(BTreeSet<String>, BTreeSet<String>)>,
+}
+
+impl Plan {
+    fn of(file: &ConfigFile, reload: Option<Reload<'_>>) -> Result<Plan, ConfigErrors> {
+        let versions = Versions::of(&file.config);
+        let policy = versions
+            .served
+            .iter()
+            .filter_map(|key| model_closure(file, key))
+            .flatten()
+            .collect();
+        let Some(Reload { model, serving }) = reload else {
+            return Ok(Plan {
+                policy,
+                reload: None,
+            });
+        };
+        let closure = model_closure(file, model).ok_or_else(|| {
+            ConfigErrors::one(ConfigError {
+                file: file.path.display().to_string(),
+                line: None,
+                key: model.to_string(),
+                message: format!("the config has no model `{model}`"),
+                fix: Some("add it as a node or a hierarchy".into()),
+            })
+        })?;
+        let fresh: BTreeSet<String> = closure
+            .into_iter()
+            .filter(|m| m == model || !serving.contains_key(m))
+            .collect();
+        let users = model_users(file, model)
+            .into_iter()
+            .filter(|u| serving.contains_key(u));
+        let rebuilt = fresh.iter().cloned().chain(users).collect();
+        Ok(Plan {
+            policy,
+            reload: Some((fresh, rebuilt)),
+        })
+    }
+
+    /// True when `name` (a node) starts.
+    fn starts(&self, name: &str) -> bool {
+        match &self.reload {
+            Some((fresh, _)) => fresh.contains(name),
+            None => self.policy.contains(name),
+        }
+    }
+
+    /// True when `name` (a hierarchy) is built.
+    fn builds(&self, name: &str) -> bool {
+        match &self.reload {
+            Some((_, rebuilt)) => rebuilt.contains(name),
+            None => self.policy.contains(name),
+        }
+    }
+
+    /// True when `name`, serving now, is replaced by this build.
+    fn rebuilds(&self, name: &str) -> bool {
+        self.reload
+            .as_ref()
+            .is_some_and(|(_, rebuilt)| rebuilt.contains(name))
+    }
+
+    /// A full start reads every plugin and graph, so that a broken one is
+    /// reported; a reload only those its nodes use.
+    fn reads_all(&self) -> bool {
+        self.reload.is_none()
+    }
+}
+
+/// The plugins the build's nodes use (every one on a full start), loaded.
+fn load_plugins<'a>(
+    file: &'a ConfigFile,
+    runtime: &Runtime,
+    plan: &Plan,
+    nodes: &BTreeMap<&String, &NodeConfig>,
+) -> Result<BTreeMap<&'a str, Plugin>, ConfigErrors> {
+    let needed: BTreeSet<&str> = nodes
+        .values()
+        .map(|n| n.plugin.get_ref().as_str())
+        .collect();
+    let mut plugins = BTreeMap::new();
+    for (name, p) in &file.config.plugins {
+        if !plan.reads_all() && !needed.contains(name.as_str()) {
+            continue;
+        }
+        let path = file.resolve(&p.path);
+        let plugin = runtime
+            .load(name, &path, p.sha256.as_deref())
+            .map_err(|e| {
+                let fix = plugin_fix(&path, p.build.is_some());
+                ConfigErrors::one(
+                    file.error(
+                        file.table_span("plugins", name),
+                        format!("plugins.{name}"),
+                        e.to_string(),
+                    )
+                    .fix(fix),
+                )
+            })?;
+        plugins.insert(name.as_str(), plugin);
+    }
+    Ok(plugins)
+}
+
+/// The graphs the build's nodes (and their plugins) are granted (every
+/// artifact on a full start), loaded on their backends.
+fn load_graphs(
+    file: &ConfigFile,
+    plan: &Plan,
+    nodes: &BTreeMap<&String, &NodeConfig>,
+) -> Result<GraphStore, ConfigErrors> {
+    let c = &file.config;
+    let needed: BTreeSet<&str> = nodes
+        .values()
+        .flat_map(|n| {
+            let plugin_graphs = c.plugins.get(n.plugin.get_ref()).map(|p| &p.graphs);
+            n.graphs.iter().chain(plugin_graphs.into_iter().flatten())
+        })
+        .map(|g| g.get_ref().as_str())
+        .collect();
+    let mut graphs = GraphStore::default();
+    for (name, a) in &c.artifacts {
+        if !plan.reads_all() && !needed.contains(name.as_str()) {
+            continue;
+        }
+        graphs
+            .load_file(
+                name,
+                &file.resolve(&a.path),
+                backend(&a.backend),
+                device(&a.device),
+            )
+            .map_err(|e| {
+                ConfigErrors::one(file.error(
+                    file.table_span("artifacts", name),
+                    format!("artifacts.{name}"),
+                    e.to_string(),
+                ))
+            })?;
+    }
+    Ok(graphs)
+}
+
+/// How node `name` runs: its parameters, grants and its plugin's limits.
+fn node_spec(
+    file: &ConfigFile,
+    name: &str,
+    node: &NodeConfig,
+    plugin: &crate::config::PluginConfig,
+    graphs: &GraphStore,
+) -> Result<NodeSpec, ConfigErrors> {
+    let granted = plugin
+        .graphs
+        .iter()
+        .chain(&node.graphs)
+        .map(|g| g.get_ref().as_str());
+    let graphs = graphs.grant(granted).map_err(|e| {
+        ConfigErrors::one(file.error(
+            file.table_span("nodes", name),
+            format!("nodes.{name}.graphs"),
+            e.to_string(),
+        ))
+    })?;
+    Ok(NodeSpec {
+        node: name.to_string(),
+        params: node
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), param_value(v)))
+            .collect(),
+        graphs,
+        limits: InstanceLimits {
+            memory_bytes: plugin.memory_bytes(),
+            call_timeout: plugin.call_timeout(),
+        },
+        isolation: match plugin.isolation {
+            IsolationConfig::Pooled => Isolation::Pooled,
+            IsolationConfig::PerRequest => Isolation::PerRequest,
+        },
+        max_instances: plugin.max_instances as usize,
+        max_queue: plugin.max_queue(),
+        queue_timeout: plugin.queue_timeout(),
+    })
+}
+
+fn backend(config: &crate::config::BackendConfig) -> BackendKind {
+    match config {
+        crate::config::BackendConfig::Tract => BackendKind::Tract,
+        crate::config::BackendConfig::Onnxruntime => BackendKind::OnnxRuntime,
+    }
+}
+
+fn device(config: &crate::config::DeviceConfig) -> Device {
+    match config {
+        crate::config::DeviceConfig::Cpu => Device::Cpu,
+        crate::config::DeviceConfig::Gpu => Device::Gpu,
     }
 }
 

@@ -225,6 +225,36 @@ pub struct PluginConfig {
     pub graphs: Vec<Ref>,
 }
 
+/// Calls that may wait per instance when `max_queue` is not given.
+pub const QUEUE_PER_INSTANCE: u32 = 16;
+
+impl PluginConfig {
+    /// `max_queue`, or its default: [`QUEUE_PER_INSTANCE`] per instance.
+    pub fn max_queue(&self) -> usize {
+        self.max_queue
+            .unwrap_or(QUEUE_PER_INSTANCE.saturating_mul(self.max_instances)) as usize
+    }
+
+    /// `queue_timeout_ms`, or its default: `timeout_ms`.
+    pub fn queue_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.queue_timeout_ms.unwrap_or(*self.timeout_ms.get_ref()),
+        )
+    }
+
+    /// `memory_mb` in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(*self.memory_mb.get_ref())
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1 << 20)
+    }
+
+    /// `timeout_ms` as a duration.
+    pub fn call_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(*self.timeout_ms.get_ref())
+    }
+}
+
 fn default_memory_mb() -> Spanned<u64> {
     Spanned::new(0..0, 64)
 }

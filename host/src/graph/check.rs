@@ -30,13 +30,42 @@ fn check_sections(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
 
 /// Checks references, cycles and ranges; returns the build order.
 pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigErrors> {
-    let c = &file.config;
     let mut errors: Vec<ConfigError> = Vec::new();
     let hierarchies = hierarchy_refs(file);
+    let models = check_names(file, &hierarchies, &mut errors);
+    crate::config::check_versions(file, &mut errors);
+    crate::config::check_limits(file, &mut errors);
+    check_nodes(file, &mut errors);
+    check_graph_refs(file, &mut errors);
+    check_model_refs(file, &hierarchies, &models, &mut errors);
+    check_sections(file, &mut errors);
+    super::capture::check(file, &mut errors);
+    let order = build_order(file, &hierarchies, &mut errors);
+    if errors.is_empty() {
+        Ok(HierarchyOrder(order))
+    } else {
+        errors.sort_by_key(|e| e.line);
+        errors.dedup();
+        Err(ConfigErrors(errors))
+    }
+}
 
-    // One namespace for every model.
+type Hierarchies<'a> = BTreeMap<String, (Section<'a>, Vec<ModelRef>)>;
+
+fn listed(set: &BTreeSet<&str>) -> String {
+    set.iter().copied().collect::<Vec<_>>().join(", ")
+}
+
+/// One namespace for every model: each node and hierarchy its own name.
+/// Returns every model's name.
+fn check_names<'a>(
+    file: &'a ConfigFile,
+    hierarchies: &'a Hierarchies<'a>,
+    errors: &mut Vec<ConfigError>,
+) -> BTreeSet<&'a str> {
+    let c = &file.config;
     let mut seen: BTreeMap<&str, &str> = c.nodes.keys().map(|n| (n.as_str(), "nodes")).collect();
-    for (name, (section, _)) in &hierarchies {
+    for (name, (section, _)) in hierarchies {
         let section = section.kind().name();
         if let Some(first) = seen.get(name.as_str()) {
             errors.push(
@@ -50,12 +79,14 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
         }
         seen.insert(name, section);
     }
-    let models: BTreeSet<&str> = seen.keys().copied().collect();
-    crate::config::check_versions(file, &mut errors);
-    let listed = |set: &BTreeSet<&str>| set.iter().copied().collect::<Vec<_>>().join(", ");
+    seen.keys().copied().collect()
+}
 
+/// Each node's plugin exists, and its batching is in range.
+fn check_nodes(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
+    let c = &file.config;
     for (name, node) in &c.nodes {
-        batching::check(file, name, node, &mut errors);
+        batching::check(file, name, node, errors);
         if !c.plugins.contains_key(node.plugin.get_ref()) {
             let plugins: BTreeSet<&str> = c.plugins.keys().map(String::as_str).collect();
             errors.push(
@@ -72,6 +103,11 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
             );
         }
     }
+}
+
+/// Every graph a node or plugin is granted is an artifact.
+fn check_graph_refs(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
+    let c = &file.config;
     let artifacts: BTreeSet<&str> = c.artifacts.keys().map(String::as_str).collect();
     let graph_refs = c
         .nodes
@@ -105,45 +141,15 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
             );
         }
     }
-    // wasm32 linear memory tops out at 4 GiB.
-    if !(1..=4096).contains(&c.engine.max_memory_mb) {
-        errors.push(
-            file.error(
-                file.table_span("engine", ""),
-                "engine.max_memory_mb",
-                format!("{} MiB is outside 1..=4096", c.engine.max_memory_mb),
-            )
-            .fix("a plugin's memory is at most 4096 MiB"),
-        );
-    }
-    for (name, plugin) in &c.plugins {
-        if *plugin.memory_mb.get_ref() == 0 || *plugin.memory_mb.get_ref() > c.engine.max_memory_mb
-        {
-            errors.push(
-                file.error(
-                    plugin.memory_mb.span(),
-                    format!("plugins.{name}.memory_mb"),
-                    format!(
-                        "{} MiB is outside 1..={}",
-                        plugin.memory_mb.get_ref(),
-                        c.engine.max_memory_mb
-                    ),
-                )
-                .fix("lower it, or raise engine.max_memory_mb"),
-            );
-        }
-        if *plugin.timeout_ms.get_ref() == 0 {
-            errors.push(
-                file.error(
-                    plugin.timeout_ms.span(),
-                    format!("plugins.{name}.timeout_ms"),
-                    "a call budget of 0 ms fails every call",
-                )
-                .fix("give it at least 1"),
-            );
-        }
-    }
+}
 
+/// Every model a hierarchy names exists.
+fn check_model_refs(
+    file: &ConfigFile,
+    hierarchies: &Hierarchies<'_>,
+    models: &BTreeSet<&str>,
+    errors: &mut Vec<ConfigError>,
+) {
     for (_, refs) in hierarchies.values() {
         for r in refs {
             if !models.contains(r.name.as_str()) {
@@ -160,21 +166,26 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
                         } else {
                             r.name.clone()
                         },
-                        listed(&models)
+                        listed(models)
                     )),
                 );
             }
         }
     }
-    check_sections(file, &mut errors);
-    super::capture::check(file, &mut errors);
+}
 
-    // Cycles between hierarchies; the order is a depth-first post-order.
+/// Hierarchies in build order (a depth-first post-order: each after what
+/// it uses); a cycle between them is an error.
+fn build_order(
+    file: &ConfigFile,
+    hierarchies: &Hierarchies<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<String> {
     let mut order = Vec::new();
     let mut state: BTreeMap<&str, u8> = BTreeMap::new();
     fn visit<'a>(
         name: &'a str,
-        hierarchies: &'a BTreeMap<String, (Section<'a>, Vec<ModelRef>)>,
+        hierarchies: &'a Hierarchies<'a>,
         state: &mut BTreeMap<&'a str, u8>,
         path: &mut Vec<&'a str>,
         order: &mut Vec<String>,
@@ -215,20 +226,13 @@ pub fn check_references(file: &ConfigFile) -> Result<HierarchyOrder, ConfigError
     for name in hierarchies.keys() {
         visit(
             name,
-            &hierarchies,
+            hierarchies,
             &mut state,
             &mut Vec::new(),
             &mut order,
             file,
-            &mut errors,
+            errors,
         );
     }
-
-    if errors.is_empty() {
-        Ok(HierarchyOrder(order))
-    } else {
-        errors.sort_by_key(|e| e.line);
-        errors.dedup();
-        Err(ConfigErrors(errors))
-    }
+    order
 }
