@@ -15,6 +15,8 @@
 # --tract-threads equal to the cores (ONNX Runtime's default intra-op threads).
 #
 # Environment: PAGES (8), ROUNDS (2, after a warm-up round), PORT (18740),
+# RUNS (backend:threads pairs; "tract:1 tract:CORES onnxruntime:1"), MODELS
+# ("ocr-v4 ocr"), RAPIDOCR (1; 0 leaves RapidOCR out),
 # AIMASS_BIN (target/release/aimass, built with --features onnxruntime),
 # PYTHON (a python with Pillow; ~/.cache/aimass/ci-venv/bin/python),
 # RAPIDOCR_PYTHON (a python with rapidocr-onnxruntime==1.4.4; made in
@@ -83,13 +85,13 @@ breakdown() {
 # tract with one thread per compute (the default), then with as many as
 # ONNX Runtime uses here (its default: one per core), then ONNX Runtime.
 CORES=$(nproc)
-for run in tract:1 "tract:$CORES" onnxruntime:1; do
+for run in ${RUNS:-tract:1 tract:$CORES onnxruntime:1}; do
   backend=${run%%:*}; threads=${run##*:}
   config=examples/ocr/aimass.toml
   [ "$backend" = onnxruntime ] && config=$ORT_CONFIG
   [ "$backend" = tract ] && backend="tract-t$threads"
   serve "$config" "$threads"
-  for model in ocr-v4 ocr; do
+  for model in ${MODELS:-ocr-v4 ocr}; do
     for c in 1 4; do
       printf 'aimass %-12s %-6s c=%d  ' "$backend" "$model" "$c"
       "$PYTHON" tests/load/ocr_bench.py aimass "$URL" "$model" "$WORK/pages" --concurrency "$c" --rounds "$ROUNDS"
@@ -98,7 +100,9 @@ for run in tract:1 "tract:$CORES" onnxruntime:1; do
   breakdown "$backend"
   stop
 done
-for c in 1 4; do
-  printf 'rapidocr-onnxruntime      c=%d  ' "$c"
-  "$RAPIDOCR_PYTHON" tests/load/ocr_bench.py rapidocr "$WORK/pages" --concurrency "$c" --rounds "$ROUNDS"
-done
+if [ "${RAPIDOCR:-1}" = 1 ]; then
+  for c in 1 4; do
+    printf 'rapidocr-onnxruntime      c=%d  ' "$c"
+    "$RAPIDOCR_PYTHON" tests/load/ocr_bench.py rapidocr "$WORK/pages" --concurrency "$c" --rounds "$ROUNDS"
+  done
+fi

@@ -1,7 +1,7 @@
 //! The DB detector's post-processing on a probability map, and cutting a
 //! line out of the image along its rectangle.
 
-use image::{GrayImage, Luma, RgbImage};
+use image::{GrayImage, RgbImage};
 use imageproc::contours::{BorderType, find_contours};
 use imageproc::geometry::min_area_rect;
 use imageproc::point::Point;
@@ -50,15 +50,25 @@ pub fn text_quads(
 /// Above `threshold`, dilated by a 2×2 square (as PaddleOCR does, to join
 /// the strokes of a line).
 fn dilated_mask(map: &[f32], width: usize, height: usize, threshold: f32) -> GrayImage {
-    let on = |x: usize, y: usize| map[y * width + x] > threshold;
-    GrayImage::from_fn(width as u32, height as u32, |x, y| {
-        let (x, y) = (x as usize, y as usize);
-        let hit = on(x, y)
-            || (x > 0 && on(x - 1, y))
-            || (y > 0 && on(x, y - 1))
-            || (x > 0 && y > 0 && on(x - 1, y - 1));
-        Luma([if hit { 255 } else { 0 }])
-    })
+    let on: Vec<bool> = map.iter().map(|&p| p > threshold).collect();
+    let mut mask = vec![0u8; width * height];
+    for y in 0..height {
+        let row = &on[y * width..(y + 1) * width];
+        let above = if y > 0 {
+            &on[(y - 1) * width..y * width]
+        } else {
+            row
+        };
+        let out = &mut mask[y * width..(y + 1) * width];
+        for x in 0..width {
+            let left = x.saturating_sub(1);
+            if row[x] || row[left] || above[x] || above[left] {
+                out[x] = 255;
+            }
+        }
+    }
+    GrayImage::from_raw(width as u32, height as u32, mask)
+        .unwrap_or_else(|| GrayImage::new(width as u32, height as u32))
 }
 
 /// The corners as top-left, top-right, bottom-right, bottom-left: the two
@@ -100,10 +110,11 @@ fn mean_inside(map: &[f32], width: usize, height: usize, quad: &Quad) -> f32 {
         clamp(ys.clone().fold(f32::MAX, f32::min).floor(), height),
         clamp(ys.fold(f32::MIN, f32::max).ceil(), height),
     );
+    let edges = Edges::of(quad);
     let (mut sum, mut count) = (0f64, 0usize);
     for y in y0..=y1 {
         for x in x0..=x1 {
-            if inside(quad, (x as f32, y as f32)) {
+            if edges.inside((x as f32, y as f32)) {
                 sum += f64::from(map[y * width + x]);
                 count += 1;
             }
@@ -116,24 +127,36 @@ fn mean_inside(map: &[f32], width: usize, height: usize, quad: &Quad) -> f32 {
     }
 }
 
-/// Whether `p` is inside (or on) the convex quadrilateral, half a pixel of
-/// slack as a rasteriser fills boundary pixels.
-fn inside(quad: &Quad, p: (f32, f32)) -> bool {
-    let mut sign = 0f32;
-    for i in 0..4 {
-        let (a, b) = (quad[i], quad[(i + 1) % 4]);
-        let length = distance(a, b).max(1e-6);
-        let cross = ((b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0)) / length;
-        if cross.abs() <= 0.5 {
-            continue;
-        }
-        if sign == 0.0 {
-            sign = cross.signum();
-        } else if cross.signum() != sign {
-            return false;
-        }
+/// A quadrilateral's four edges, each a start point and its direction of
+/// unit length, found once per rectangle rather than once per pixel.
+struct Edges([((f32, f32), (f32, f32)); 4]);
+
+impl Edges {
+    fn of(quad: &Quad) -> Self {
+        Edges(std::array::from_fn(|i| {
+            let (a, b) = (quad[i], quad[(i + 1) % 4]);
+            let length = distance(a, b).max(1e-6);
+            (a, ((b.0 - a.0) / length, (b.1 - a.1) / length))
+        }))
     }
-    true
+
+    /// Whether `p` is inside (or on) the convex quadrilateral, half a pixel
+    /// of slack as a rasteriser fills boundary pixels.
+    fn inside(&self, p: (f32, f32)) -> bool {
+        let mut sign = 0f32;
+        for &(a, along) in &self.0 {
+            let cross = along.0 * (p.1 - a.1) - along.1 * (p.0 - a.0);
+            if cross.abs() <= 0.5 {
+                continue;
+            }
+            if sign == 0.0 {
+                sign = cross.signum();
+            } else if cross.signum() != sign {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// The rectangle grown by `area × ratio / perimeter` on every side: the
@@ -212,7 +235,9 @@ pub fn cut_line(image: &RgbImage, quad: &Quad, height: u32, max_width: u32) -> (
             }
             let n = (sx * sy) as f32;
             // BGR, as PaddleOCR's models were trained.
-            pixels.extend([2, 1, 0].map(|c| (acc[c] / n).round().clamp(0.0, 255.0) as u8));
+            // A saturating cast of the value plus a half rounds it: `f32::round`
+            // is a library call in WebAssembly.
+            pixels.extend([2, 1, 0].map(|c| (acc[c] / n + 0.5) as u8));
         }
     }
     (width, pixels)
@@ -258,6 +283,19 @@ mod tests {
         assert!(short_side(&q) > 20.0 && short_side(&q) < 30.0, "{q:?}");
         let faint = vec![0.4f32; w * h];
         assert!(text_quads(&faint, w, h, 0.3, 0.5, 1.6, 100).is_empty());
+    }
+
+    #[test]
+    fn one_pixel_over_the_threshold_dilates_to_two_by_two() {
+        let mut map = vec![0f32; 4 * 3];
+        map[4 + 1] = 0.9;
+        let mask = dilated_mask(&map, 4, 3, 0.3);
+        let on: Vec<(u32, u32)> = mask
+            .enumerate_pixels()
+            .filter(|(_, _, p)| p.0[0] == 255)
+            .map(|(x, y, _)| (x, y))
+            .collect();
+        assert_eq!(on, vec![(1, 1), (2, 1), (1, 2), (2, 2)]);
     }
 
     #[test]

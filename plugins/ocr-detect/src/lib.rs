@@ -21,12 +21,13 @@
 //!   (top-left, top-right, bottom-right, bottom-left).
 
 mod geometry;
+mod scale;
 
 use aimass_sdk::{
     DType, Error, Graph, ModelInfo, ModelKind, Params, Result, SubModel, Tensor, Tensors,
 };
 use geometry::{Quad, order_lines};
-use image::{ImageReader, Limits, RgbImage, imageops::FilterType};
+use image::{ImageReader, Limits, RgbImage};
 
 const KNOWN: &[&str] = &[
     "graph",
@@ -123,11 +124,12 @@ impl SubModel for Detect {
         let image = inputs.take("image")?;
         image.expect_shape(&[1])?;
         let encoded = image.into_byte_strings()?.pop().unwrap_or_default();
+        let mut phases = Phases::start();
         let image = self.decode(&encoded)?;
+        phases.end("decode");
         let (width, height) = image.dimensions();
         let (scaled_w, scaled_h) = self.detector_size(width, height);
-        let scaled = image::imageops::resize(&image, scaled_w, scaled_h, FilterType::Triangle);
-        let map = self.probability_map(&scaled)?;
+        let map = self.probability_map(&image, scaled_w, scaled_h, &mut phases)?;
         let mut quads = geometry::text_quads(
             &map,
             scaled_w as usize,
@@ -149,7 +151,46 @@ impl SubModel for Detect {
         }
         quads.retain(|q| geometry::short_side(q) >= 1.0);
         order_lines(&mut quads);
-        self.lines(&image, &quads)
+        phases.end("boxes");
+        let lines = self.lines(&image, &quads);
+        phases.end("crops");
+        aimass_sdk::log::debug(&format!(
+            "{width}×{height} image, detector at {scaled_w}×{scaled_h}, {} lines: {}",
+            quads.len(),
+            phases.report()
+        ));
+        lines
+    }
+}
+
+/// Time spent in each step of one call, for the debug log: where a page's
+/// time goes inside the sandbox, and how long the detector's compute took
+/// as seen from here.
+struct Phases {
+    since: std::time::Instant,
+    spent: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            since: std::time::Instant::now(),
+            spent: Vec::new(),
+        }
+    }
+
+    fn end(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.spent.push((phase, now - self.since));
+        self.since = now;
+    }
+
+    fn report(&self) -> String {
+        self.spent
+            .iter()
+            .map(|(phase, spent)| format!("{phase} {:.1} ms", spent.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -177,7 +218,7 @@ impl Detect {
                 self.max_pixels
             )));
         }
-        Ok(image.to_rgb8())
+        Ok(image.into_rgb8())
     }
 
     /// The detector's input size: short side at least `limit-side`, long
@@ -196,21 +237,22 @@ impl Detect {
         (round32(w), round32(h))
     }
 
-    fn probability_map(&self, scaled: &RgbImage) -> Result<Vec<f32>> {
-        let (w, h) = scaled.dimensions();
-        let plane = (w * h) as usize;
-        let mut data = vec![0f32; plane * 3];
-        for (i, pixel) in scaled.pixels().enumerate() {
-            // BGR, as PaddleOCR's models were trained.
-            for (c, &value) in [pixel[2], pixel[1], pixel[0]].iter().enumerate() {
-                data[c * plane + i] = (f32::from(value) / 255.0 - 0.5) / 0.5;
-            }
-        }
+    /// The detector's text probabilities for `image` scaled to `w`×`h`.
+    fn probability_map(
+        &self,
+        image: &RgbImage,
+        w: u32,
+        h: u32,
+        phases: &mut Phases,
+    ) -> Result<Vec<f32>> {
+        let data = scale::detector_input(image, w, h);
         let x = Tensor::new(&[1, 3, h, w], &data)?;
         drop(data);
+        phases.end("scale");
         let mut outputs = self
             .graph
             .compute(Tensors::new().with(self.graph_input.clone(), x))?;
+        phases.end("detector");
         let name = if self.graph_output.is_empty() {
             outputs
                 .names()
