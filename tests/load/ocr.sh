@@ -75,10 +75,12 @@ breakdown() {
   curl -s "$URL/metrics" | awk -v backend="$1" '
     /^aimass_node_duration_seconds_sum/ { match($0, /node="[^"]*"/); n = substr($0, RSTART + 6, RLENGTH - 7); node[n] += $NF }
     /^aimass_node_duration_seconds_count/ { match($0, /node="[^"]*"/); n = substr($0, RSTART + 6, RLENGTH - 7); calls[n] += $NF }
+    /^aimass_tract_plans_total/ { match($0, /event="[^"]*"/); e = substr($0, RSTART + 7, RLENGTH - 8); plans[e] += $NF }
     /^aimass_nn_compute_duration_seconds_sum/ { match($0, /graph="[^"]*"/); g = substr($0, RSTART + 7, RLENGTH - 8); graph[g] += $NF }
     END {
       for (n in node) printf "  %s node %-10s %4d calls %8.1f ms each\n", backend, n, calls[n], 1000 * node[n] / calls[n]
       for (g in graph) printf "  %s compute %-18s %8.1f s in all\n", backend, g, graph[g]
+      for (e in plans) printf "  %s tract plans %-6s %6d\n", backend, e, plans[e]
     }' | sort
 }
 
