@@ -29,15 +29,6 @@ pub struct Repository {
     pub models: BTreeMap<String, Arc<Served>>,
 }
 
-/// What a reload of one model starts, around the models already serving.
-#[derive(Debug, Clone, Copy)]
-pub struct Reload<'a> {
-    /// The model to start afresh from the config.
-    pub model: &'a str,
-    /// The models serving now.
-    pub serving: &'a Models,
-}
-
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Repository")
@@ -47,18 +38,31 @@ impl std::fmt::Debug for Repository {
     }
 }
 
+/// What a reload of one model starts, around the models already serving.
+#[derive(Debug, Clone)]
+pub struct Reload {
+    /// The model to start afresh from the config.
+    pub model: String,
+    /// The models serving now.
+    pub serving: Models,
+}
+
 impl Repository {
     /// Reads, checks and starts everything in the file at `path`.
     pub async fn open(path: &Path) -> Result<Repository, ConfigErrors> {
-        Self::start(ConfigFile::load(path)?).await
+        let path = path.to_path_buf();
+        on_blocking_thread(move || Loaded::read(ConfigFile::load(&path)?, None, None))
+            .await?
+            .start()
+            .await
     }
 
     /// Checks and starts everything in `file`.
     pub async fn start(file: ConfigFile) -> Result<Repository, ConfigErrors> {
-        // Checked before the engine is sized from the file's numbers.
-        let order = check_references(&file)?;
-        let runtime = Arc::new(Self::engine(&file)?);
-        Self::build(file, order, runtime, None).await
+        on_blocking_thread(move || Loaded::read(file, None, None))
+            .await?
+            .start()
+            .await
     }
 
     /// The engine `file` asks for.
@@ -120,30 +124,88 @@ impl Repository {
     pub async fn start_with(
         file: ConfigFile,
         runtime: Arc<Runtime>,
-        reload: Option<Reload<'_>>,
+        reload: Option<Reload>,
     ) -> Result<Repository, ConfigErrors> {
-        let order = check_references(&file)?;
-        Self::build(file, order, runtime, reload).await
+        on_blocking_thread(move || Loaded::read(file, Some(runtime), reload))
+            .await?
+            .start()
+            .await
+    }
+}
+
+/// Runs a build's blocking half (reading files, compiling plugins, loading
+/// graphs: seconds of CPU) where it holds up no request.
+async fn on_blocking_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ConfigErrors> + Send + 'static,
+) -> Result<T, ConfigErrors> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        ConfigErrors::one(ConfigError {
+            file: String::new(),
+            line: None,
+            key: String::new(),
+            message: format!("the loader failed: {e}"),
+            fix: None,
+        })
+    })?
+}
+
+/// A build's blocking half done: the file checked, what it starts decided,
+/// the plugins compiled and the graphs loaded.
+struct Loaded {
+    file: ConfigFile,
+    order: HierarchyOrder,
+    runtime: Arc<Runtime>,
+    plan: Plan,
+    reload: Option<Reload>,
+    plugins: BTreeMap<String, Plugin>,
+    graphs: GraphStore,
+}
+
+impl Loaded {
+    /// Checks `file` and reads what the build needs from disk, on `runtime`
+    /// (or on a new engine sized from the file).
+    fn read(
+        file: ConfigFile,
+        runtime: Option<Arc<Runtime>>,
+        reload: Option<Reload>,
+    ) -> Result<Loaded, ConfigErrors> {
+        // Checked before the engine is sized from the file's numbers.
+        let mut order = check_references(&file)?;
+        let runtime = match runtime {
+            Some(runtime) => runtime,
+            None => Arc::new(Repository::engine(&file)?),
+        };
+        let plan = Plan::of(&file, reload.as_ref())?;
+        order.0.retain(|name| plan.builds(name));
+        let nodes = plan.nodes(&file);
+        let plugins = load_plugins(&file, &runtime, &plan, &nodes)?;
+        let graphs = load_graphs(&file, &plan, &nodes)?;
+        Ok(Loaded {
+            file,
+            order,
+            runtime,
+            plan,
+            reload,
+            plugins,
+            graphs,
+        })
     }
 
-    async fn build(
-        file: ConfigFile,
-        mut order: HierarchyOrder,
-        runtime: Arc<Runtime>,
-        reload: Option<Reload<'_>>,
-    ) -> Result<Repository, ConfigErrors> {
-        let plan = Plan::of(&file, reload)?;
-        order.0.retain(|name| plan.builds(name));
+    /// Starts a pool per node (each runs its plugin's `info` and `init`)
+    /// and builds the hierarchies over them.
+    async fn start(self) -> Result<Repository, ConfigErrors> {
+        let Loaded {
+            file,
+            order,
+            runtime,
+            plan,
+            reload,
+            plugins,
+            graphs,
+        } = self;
         let c = &file.config;
-        let nodes_needed: BTreeMap<&String, &NodeConfig> = c
-            .nodes
-            .iter()
-            .filter(|(name, _)| plan.starts(name))
-            .collect();
-        let plugins = load_plugins(&file, &runtime, &plan, &nodes_needed)?;
-        let graphs = load_graphs(&file, &plan, &nodes_needed)?;
         let mut nodes = BTreeMap::new();
-        for (name, node) in nodes_needed {
+        for (name, node) in plan.nodes(&file) {
             let plugin_name = node.plugin.get_ref().as_str();
             let (Some(config), Some(plugin)) =
                 (c.plugins.get(plugin_name), plugins.get(plugin_name))
@@ -156,10 +218,9 @@ impl Repository {
                 .map_err(|e| ConfigErrors::one(start_error(&file, name, plugin_name, &e)))?;
             nodes.insert(name.clone(), Arc::new(pool));
         }
-        let empty = Models::new();
-        let serving = reload.map_or(&empty, |r| r.serving);
-        let around: Models = serving
+        let around: Models = reload
             .iter()
+            .flat_map(|r| r.serving.iter())
             .filter(|(name, _)| !plan.rebuilds(name))
             .map(|(name, model)| (name.clone(), model.clone()))
             .collect();
@@ -185,7 +246,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn of(file: &ConfigFile, reload: Option<Reload<'_>>) -> Result<Plan, ConfigErrors> {
+    fn of(file: &ConfigFile, reload: Option<&Reload>) -> Result<Plan, ConfigErrors> {
         let versions = Versions::of(&file.config);
         let policy = versions
             .served
@@ -222,6 +283,15 @@ impl Plan {
         })
     }
 
+    /// The nodes that start, with their config.
+    fn nodes<'a>(&self, file: &'a ConfigFile) -> BTreeMap<&'a String, &'a NodeConfig> {
+        file.config
+            .nodes
+            .iter()
+            .filter(|(name, _)| self.starts(name))
+            .collect()
+    }
+
     /// True when `name` (a node) starts.
     fn starts(&self, name: &str) -> bool {
         match &self.reload {
@@ -253,12 +323,12 @@ impl Plan {
 }
 
 /// The plugins the build's nodes use (every one on a full start), loaded.
-fn load_plugins<'a>(
-    file: &'a ConfigFile,
+fn load_plugins(
+    file: &ConfigFile,
     runtime: &Runtime,
     plan: &Plan,
     nodes: &BTreeMap<&String, &NodeConfig>,
-) -> Result<BTreeMap<&'a str, Plugin>, ConfigErrors> {
+) -> Result<BTreeMap<String, Plugin>, ConfigErrors> {
     let needed: BTreeSet<&str> = nodes
         .values()
         .map(|n| n.plugin.get_ref().as_str())
@@ -282,7 +352,7 @@ fn load_plugins<'a>(
                     .fix(fix),
                 )
             })?;
-        plugins.insert(name.as_str(), plugin);
+        plugins.insert(name.clone(), plugin);
     }
     Ok(plugins)
 }

@@ -274,8 +274,8 @@ impl Catalog {
         Ok((started.elapsed(), file))
     }
 
-    /// Starts the model at section `key` around the models serving now, on
-    /// a blocking thread, and swaps it and its rebuilt users in. Loads of
+    /// Starts the model at section `key` around the models serving now (its
+    /// files read and compiled on a blocking thread), and swaps it and its rebuilt users in. Loads of
     /// different models run side by side, so the swap happens only if
     /// nothing this build stands on (its members, the models it replaces)
     /// was replaced meanwhile; otherwise it builds again on the new ones.
@@ -291,21 +291,13 @@ impl Catalog {
             // Parsed again rather than cloned: the same text, the same result.
             let file = ConfigFile::parse(&file.path, file.text.clone())
                 .map_err(|e| ServiceError::client(e.to_string()))?;
-            let (runtime, model, around) = (runtime.clone(), key.to_string(), serving.clone());
-            let handle = tokio::runtime::Handle::current();
-            let built = tokio::task::spawn_blocking(move || {
-                handle.block_on(Repository::start_with(
-                    file,
-                    runtime,
-                    Some(Reload {
-                        model: &model,
-                        serving: &around,
-                    }),
-                ))
-            })
-            .await
-            .map_err(|e| ServiceError::internal(format!("the loader failed: {e}")))?
-            .map_err(|e| ServiceError::client(e.to_string()))?;
+            let reload = Reload {
+                model: key.to_string(),
+                serving: serving.clone(),
+            };
+            let built = Repository::start_with(file, runtime.clone(), Some(reload))
+                .await
+                .map_err(|e| ServiceError::client(e.to_string()))?;
             if !built.models.contains_key(key) {
                 return Err(ServiceError::client(format!("`{key}` was not built")));
             }
