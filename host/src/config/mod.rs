@@ -2,11 +2,13 @@
 //! the line and the key, and say what would fix them.
 
 mod capture;
+mod hierarchies;
 mod limits;
 mod types;
 mod versions;
 
 pub use capture::{CaptureConfig, MAX_FILE_BYTES};
+pub use hierarchies::*;
 pub use limits::check as check_limits;
 pub use types::*;
 pub use versions::{ROLLOUT_SUFFIX, Versions, check as check_versions, split_version};

@@ -16,20 +16,18 @@
 use super::builder::Builder;
 use super::context::Context;
 use super::error::ExecError;
+use super::kind::HierarchySection;
 use super::member::Member;
-use super::model::{Built, Composition, Served};
+use super::model::{Built, Composition, Kind, Served};
 use super::refs::ModelRef;
+use super::rollout_evidence::{Window, agreement, draw};
 use crate::config::{ConfigError, ConfigFile, RolloutConfig, split_version};
-use crate::nn::Signature;
 use crate::tensor::NamedTensor;
+use crate::tensor::Signature;
 use futures::future::{BoxFuture, FutureExt};
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Latencies kept per side: the most recent, enough for a p99.
-const LATENCY_SAMPLES: usize = 2048;
 /// How often p99s are compared: sorting the samples on every answer would
 /// put that work on the request path.
 const P99_EVERY: Duration = Duration::from_millis(100);
@@ -46,7 +44,7 @@ fn version_name(base: &str, v: u64) -> String {
     format!("{base}@{v}")
 }
 
-pub(super) fn refs(name: &str, r: &RolloutConfig) -> Vec<ModelRef> {
+fn refs(name: &str, r: &RolloutConfig) -> Vec<ModelRef> {
     let base = split_version(name).0;
     let key = key_of(name);
     [("from", r.from), ("to", r.to)]
@@ -59,12 +57,7 @@ pub(super) fn refs(name: &str, r: &RolloutConfig) -> Vec<ModelRef> {
         .collect()
 }
 
-pub(super) fn check(
-    file: &ConfigFile,
-    name: &str,
-    r: &RolloutConfig,
-    errors: &mut Vec<ConfigError>,
-) {
+fn check(file: &ConfigFile, name: &str, r: &RolloutConfig, errors: &mut Vec<ConfigError>) {
     let base = split_version(name).0;
     let key = key_of(name);
     let at = file.table_span("rollouts", base);
@@ -140,7 +133,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(b: &Builder, name: &str, r: &RolloutConfig) -> Result<Built, ConfigError> {
+fn build(b: &Builder, name: &str, r: &RolloutConfig) -> Result<Built, ConfigError> {
     let key = key_of(name);
     let base = split_version(name).0;
     let member = |field: &str, v: u64| {
@@ -225,47 +218,6 @@ pub struct RolloutStatus {
     pub agreeing_rows: u64,
 }
 
-/// One version's answers: counts and recent latencies.
-#[derive(Default)]
-struct Window {
-    requests: u64,
-    errors: u64,
-    latencies: Vec<f64>,
-    compared: u64,
-    agreed: u64,
-}
-
-impl Window {
-    fn record(&mut self, took: Duration, ok: bool) {
-        self.requests += 1;
-        if !ok {
-            self.errors += 1;
-            return;
-        }
-        let micros = took.as_secs_f64() * 1e6;
-        if self.latencies.len() < LATENCY_SAMPLES {
-            self.latencies.push(micros);
-        } else {
-            let at = (self.requests as usize) % LATENCY_SAMPLES;
-            self.latencies[at] = micros;
-        }
-    }
-
-    fn error_rate(&self) -> f64 {
-        self.errors as f64 / self.requests.max(1) as f64
-    }
-
-    fn p99(&self) -> Option<f64> {
-        if self.latencies.is_empty() {
-            return None;
-        }
-        let mut sorted = self.latencies.clone();
-        sorted.sort_by(f64::total_cmp);
-        let at = ((sorted.len() as f64 * 0.99).ceil() as usize).saturating_sub(1);
-        sorted.get(at.min(sorted.len() - 1)).copied()
-    }
-}
-
 struct Progress {
     phase: Phase,
     step_started: Instant,
@@ -295,20 +247,6 @@ struct Rollout {
     to: (u64, Member),
     bounds: Bounds,
     progress: Mutex<Progress>,
-}
-
-/// A number in [0, 1) for a request: from its id (sticky), else fresh.
-fn draw(id: Option<&str>, salt: u64) -> f64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let hash = match id {
-        Some(id) => {
-            let mut hasher = std::hash::DefaultHasher::new();
-            (id, salt).hash(&mut hasher);
-            hasher.finish()
-        }
-        None => std::hash::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed)),
-    };
-    hash as f64 / (u64::MAX as f64 + 1.0)
 }
 
 impl Rollout {
@@ -426,22 +364,6 @@ impl Rollout {
     }
 }
 
-/// Rows whose `label` is the same in both answers, of the rows compared.
-fn agreement(a: &[NamedTensor], b: &[NamedTensor]) -> Option<(u64, u64)> {
-    let label = |outputs: &[NamedTensor]| {
-        outputs
-            .iter()
-            .find(|(n, _)| n == "label")
-            .and_then(|(_, t)| t.i64s().ok())
-    };
-    let (a, b) = (label(a)?, label(b)?);
-    if a.len() != b.len() {
-        return None;
-    }
-    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
-    Some((a.len() as u64, same as u64))
-}
-
 impl Composition for Rollout {
     fn members(&self) -> Vec<Arc<Served>> {
         vec![self.from.1.model.clone(), self.to.1.model.clone()]
@@ -509,6 +431,32 @@ impl Composition for Rollout {
             answer
         }
         .boxed()
+    }
+}
+
+impl HierarchySection for RolloutConfig {
+    fn kind(&self) -> Kind {
+        Kind::Rollout
+    }
+
+    fn key(&self, name: &str) -> String {
+        key_of(name)
+    }
+
+    fn max_batch_rows(&self) -> Option<u32> {
+        None
+    }
+
+    fn refs(&self, name: &str) -> Vec<ModelRef> {
+        refs(name, self)
+    }
+
+    fn check(&self, file: &ConfigFile, name: &str, errors: &mut Vec<ConfigError>) {
+        check(file, name, self, errors)
+    }
+
+    fn build(&self, b: &Builder, name: &str) -> Result<Built, ConfigError> {
+        build(b, name, self)
     }
 }
 
@@ -590,20 +538,5 @@ mod tests {
             state.contains("labels agree with version 1 on 89.5% of 38"),
             "rolled back at once: {state}"
         );
-    }
-
-    #[test]
-    fn latencies_keep_the_most_recent_and_their_p99() {
-        let mut w = Window::default();
-        assert_eq!(w.p99(), None);
-        for i in 1..=100u64 {
-            w.record(Duration::from_micros(i), true);
-        }
-        w.record(Duration::from_micros(1), false);
-        assert_eq!((w.requests, w.errors, w.p99()), (101, 1, Some(99.0)));
-        for _ in 0..LATENCY_SAMPLES * 2 {
-            w.record(Duration::from_micros(7), true);
-        }
-        assert_eq!((w.latencies.len(), w.p99()), (LATENCY_SAMPLES, Some(7.0)));
     }
 }
