@@ -3,9 +3,9 @@
 //! to compile (see `foreach_plugin!`).
 
 use aimass::nn::{BackendKind, Device, GraphStore};
-use aimass::runtime::InstanceLimits;
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
+use aimass::runtime::{InstanceLimits, NnState};
 use aimass_test_artifacts::{
     CHAOS, CLASSIFIER_HEAD, FORGER, HOSTILE, OCR_CLASSIFY, OCR_DETECT, OCR_RECOGNISE, OLD_CONTRACT,
     PLUGIN_TEMPLATE, POISON, PROBER, SCALER, STRINGS, WRONG_TYPES, WRONG_WORLD, foreach_plugin,
@@ -183,7 +183,7 @@ async fn classifier_head_computes_through_its_granted_graph() {
         .instantiate(
             &plugin,
             "teacher",
-            granted.context(),
+            NnState::new(&granted),
             InstanceLimits::default(),
         )
         .await

@@ -4,7 +4,7 @@
 
 use aimass::runtime::bindings::ParamValue;
 use aimass::runtime::{
-    GrantedGraphs, InstanceLimits, Isolation, NodePool, NodeSpec, Runtime, RuntimeError,
+    GrantedGraphs, InstanceLimits, Isolation, NnState, NodePool, NodeSpec, Runtime, RuntimeError,
 };
 use aimass_test_artifacts::{CHAOS, PROBER, SCALER};
 use aimass_tests::{f32_tensor, f32_values, i64_tensor, load, runtime};
@@ -170,7 +170,7 @@ async fn a_memory_limit_above_the_engines_is_refused_clearly() {
         .instantiate(
             &plugin,
             "greedy",
-            GrantedGraphs::default().context(),
+            NnState::new(&GrantedGraphs::default()),
             limits,
         )
         .await

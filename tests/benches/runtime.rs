@@ -6,7 +6,7 @@
 
 use aimass::nn::{BackendKind, Device, GraphStore};
 use aimass::runtime::bindings::ParamValue;
-use aimass::runtime::{InstanceLimits, Isolation, NodePool, NodeSpec, Runtime};
+use aimass::runtime::{InstanceLimits, Isolation, NnState, NodePool, NodeSpec, Runtime};
 use aimass::tensor::Tensor;
 use aimass_test_artifacts::CHAOS;
 use aimass_tests::{digits_dir, f32_tensor, i64_tensor, load, runtime};
@@ -75,7 +75,7 @@ fn instantiate(c: &mut Criterion) {
                 .instantiate(
                     &plugin,
                     "chaos",
-                    granted.context(),
+                    NnState::new(&granted),
                     InstanceLimits::default(),
                 )
                 .await

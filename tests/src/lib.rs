@@ -24,7 +24,7 @@ pub fn load(runtime: &Runtime, name: &str, path: &str) -> Plugin {
 
 /// A wasi-nn context that grants no graphs at all.
 pub fn no_graphs() -> NnState {
-    GrantedGraphs::default().context()
+    NnState::new(&GrantedGraphs::default())
 }
 
 /// An instance of `plugin` for node `node` with default limits and no graphs.

@@ -2,7 +2,7 @@
 
 use crate::printable::escape;
 use crate::runtime::{
-    EngineOptions, GrantedGraphs, InstanceLimits, ModelInfo, Runtime, TensorSpec,
+    EngineOptions, GrantedGraphs, InstanceLimits, ModelInfo, NnState, Runtime, TensorSpec,
 };
 use std::fmt::Write as _;
 use std::path::Path;
@@ -20,7 +20,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let plugin = runtime.load(&name, path, None).map_err(|e| e.to_string())?;
-    let nn = GrantedGraphs::default().context();
+    let nn = NnState::new(&GrantedGraphs::default());
     let mut instance = runtime
         .instantiate(&plugin, &name, nn, InstanceLimits::default())
         .await

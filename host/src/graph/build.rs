@@ -1,11 +1,11 @@
 //! Building every hierarchy, in dependency order, once its nodes run: each
 //! kind's file builds its own and checks its members fit together.
 
+use super::batching;
 use super::builder::{Builder, Models};
 use super::check::HierarchyOrder;
+use super::kind::sections;
 use super::model::Served;
-use super::refs::{Section, sections};
-use super::{batching, cascade, dag, ensemble, rollout, sequence, shadow, splitter, switch};
 use crate::config::{ConfigErrors, ConfigFile, Versions};
 use crate::runtime::NodePool;
 use std::collections::BTreeMap;
@@ -53,16 +53,7 @@ pub fn build_models(
             models: &models,
             versions: &versions,
         };
-        let built = match section {
-            Section::Sequence(h) => sequence::build(&b, name, h),
-            Section::Dag(h) => dag::build(&b, name, h),
-            Section::Ensemble(h) => ensemble::build(&b, name, h),
-            Section::Switch(h) => switch::build(&b, name, h),
-            Section::Cascade(h) => cascade::build(&b, name, h),
-            Section::Splitter(h) => splitter::build(&b, name, h),
-            Section::Shadow(h) => shadow::build(&b, name, h),
-            Section::Rollout(h) => rollout::build(&b, name, h),
-        };
+        let built = section.build(&b, name);
         match built {
             Ok((signature, composition)) => {
                 let served = Served::hierarchy(

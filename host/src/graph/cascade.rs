@@ -5,16 +5,17 @@
 use super::builder::{Builder, spec};
 use super::context::Context;
 use super::error::ExecError;
+use super::kind::HierarchySection;
 use super::member::{Member, output};
-use super::model::{Built, Composition, Served};
+use super::model::{Built, Composition, Kind, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{CascadeConfig, ConfigError, ConfigFile};
-use crate::nn::Signature;
+use crate::tensor::Signature;
 use crate::tensor::{Dtype, NamedTensor, Tensor, scatter};
 use futures::future::{BoxFuture, FutureExt};
 use std::sync::Arc;
 
-pub(super) fn refs(name: &str, s: &CascadeConfig) -> Vec<ModelRef> {
+fn refs(name: &str, s: &CascadeConfig) -> Vec<ModelRef> {
     s.stages
         .iter()
         .enumerate()
@@ -22,12 +23,7 @@ pub(super) fn refs(name: &str, s: &CascadeConfig) -> Vec<ModelRef> {
         .collect()
 }
 
-pub(super) fn check(
-    file: &ConfigFile,
-    name: &str,
-    s: &CascadeConfig,
-    errors: &mut Vec<ConfigError>,
-) {
+fn check(file: &ConfigFile, name: &str, s: &CascadeConfig, errors: &mut Vec<ConfigError>) {
     let key = format!("cascade.{name}");
     if s.stages.len() < 2 {
         errors.push(
@@ -82,7 +78,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(b: &Builder, name: &str, s: &CascadeConfig) -> Result<Built, ConfigError> {
+fn build(b: &Builder, name: &str, s: &CascadeConfig) -> Result<Built, ConfigError> {
     let key = format!("cascade.{name}");
     let mut stages = Vec::new();
     for (i, st) in s.stages.iter().enumerate() {
@@ -282,6 +278,28 @@ impl Cascade {
         }
         merged.push(("stage".into(), stage));
         Ok(merged)
+    }
+}
+
+impl HierarchySection for CascadeConfig {
+    fn kind(&self) -> Kind {
+        Kind::Cascade
+    }
+
+    fn max_batch_rows(&self) -> Option<u32> {
+        self.max_batch_rows
+    }
+
+    fn refs(&self, name: &str) -> Vec<ModelRef> {
+        refs(name, self)
+    }
+
+    fn check(&self, file: &ConfigFile, name: &str, errors: &mut Vec<ConfigError>) {
+        check(file, name, self, errors)
+    }
+
+    fn build(&self, b: &Builder, name: &str) -> Result<Built, ConfigError> {
+        build(b, name, self)
     }
 }
 

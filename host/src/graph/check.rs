@@ -2,9 +2,10 @@
 //! cycles, every number is in range (each kind checks its own section).
 //! Errors name the file, line and key.
 
+use super::batching;
 use super::closure::hierarchy_refs;
-use super::refs::{ModelRef, Section, sections};
-use super::{batching, cascade, dag, ensemble, rollout, sequence, shadow, splitter, switch};
+use super::kind::{Section, sections};
+use super::refs::ModelRef;
 use crate::config::{ConfigError, ConfigErrors, ConfigFile};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,16 +16,7 @@ pub struct HierarchyOrder(pub Vec<String>);
 /// Each kind's own checks of its section.
 fn check_sections(file: &ConfigFile, errors: &mut Vec<ConfigError>) {
     for (name, section) in sections(&file.config) {
-        match section {
-            Section::Sequence(h) => sequence::check(file, name, h, errors),
-            Section::Dag(h) => dag::check(file, name, h, errors),
-            Section::Ensemble(h) => ensemble::check(file, name, h, errors),
-            Section::Switch(h) => switch::check(file, name, h, errors),
-            Section::Cascade(h) => cascade::check(file, name, h, errors),
-            Section::Splitter(h) => splitter::check(file, name, h, errors),
-            Section::Shadow(h) => shadow::check(file, name, h, errors),
-            Section::Rollout(h) => rollout::check(file, name, h, errors),
-        }
+        section.check(file, name, errors);
     }
 }
 

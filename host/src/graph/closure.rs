@@ -2,9 +2,9 @@
 //! and from them the models one model needs (its closure) and the
 //! hierarchies that need it (its users).
 
-use super::refs::{ModelRef, Section, sections};
-use super::{cascade, dag, ensemble, rollout, sequence, shadow, splitter, switch};
-use crate::config::{ConfigFile, Versions, split_version};
+use super::kind::{Section, sections};
+use super::refs::ModelRef;
+use crate::config::{ConfigFile, Versions};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `model` and every model it calls, directly or not: what must be started
@@ -54,16 +54,7 @@ pub(super) fn hierarchy_refs(file: &ConfigFile) -> BTreeMap<String, (Section<'_>
     sections(&file.config)
         .into_iter()
         .map(|(name, section)| {
-            let mut refs = match section {
-                Section::Sequence(h) => sequence::refs(name, h),
-                Section::Dag(h) => dag::refs(name, h),
-                Section::Ensemble(h) => ensemble::refs(name, h),
-                Section::Switch(h) => switch::refs(name, h),
-                Section::Cascade(h) => cascade::refs(name, h),
-                Section::Splitter(h) => splitter::refs(name, h),
-                Section::Shadow(h) => shadow::refs(name, h),
-                Section::Rollout(h) => rollout::refs(name, h),
-            };
+            let mut refs = section.refs(name);
             for r in &mut refs {
                 if let Some(key) = versions.resolve(&r.name) {
                     r.name = key.clone();
@@ -97,13 +88,11 @@ pub fn describe(file: &ConfigFile, model: &str) -> Option<serde_json::Value> {
             return serde_json::json!({ "name": key, "kind": "node", "role": role });
         };
         let kind = section.kind().name();
-        let raw = match section {
-            Section::Rollout(_) => table
-                .get("rollouts")
-                .and_then(|t| t.get(split_version(key).0)),
-            _ => table.get(kind).and_then(|t| t.get(key)),
-        };
-        let prefix = format!("{kind}.{key}.");
+        let section_key = section.key(key);
+        let raw = section_key
+            .split_once('.')
+            .and_then(|(table_name, name)| table.get(table_name)?.get(name));
+        let prefix = format!("{section_key}.");
         let members: Vec<serde_json::Value> = refs
             .iter()
             .map(|r| {

@@ -4,18 +4,19 @@
 use super::builder::{Builder, describe};
 use super::context::Context;
 use super::error::ExecError;
+use super::kind::HierarchySection;
 use super::member::{Member, output};
-use super::model::{Built, Composition, Served};
+use super::model::{Built, Composition, Kind, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{ConfigError, ConfigFile, DagConfig};
-use crate::nn::Signature;
+use crate::tensor::Signature;
 use crate::tensor::{NamedTensor, Tensor, TensorSpec, compatible};
 use futures::future::{BoxFuture, FutureExt, join_all};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-pub(super) fn refs(name: &str, d: &DagConfig) -> Vec<ModelRef> {
+fn refs(name: &str, d: &DagConfig) -> Vec<ModelRef> {
     d.steps
         .iter()
         .enumerate()
@@ -45,7 +46,7 @@ fn output_of<'m>(
         })
 }
 
-pub(super) fn build(b: &Builder, name: &str, d: &DagConfig) -> Result<Built, ConfigError> {
+fn build(b: &Builder, name: &str, d: &DagConfig) -> Result<Built, ConfigError> {
     let key = format!("dag.{name}");
     let ids: Vec<&str> = d.steps.iter().map(|s| s.id.get_ref().as_str()).collect();
     let mut steps: Vec<DagStep> = Vec::new();
@@ -214,7 +215,7 @@ fn levels(steps: &[DagStep]) -> Vec<Vec<usize>> {
 }
 
 /// DAG checks that need no plugin: ids, edges, order, unreachable steps.
-pub(super) fn check(file: &ConfigFile, name: &str, d: &DagConfig, errors: &mut Vec<ConfigError>) {
+fn check(file: &ConfigFile, name: &str, d: &DagConfig, errors: &mut Vec<ConfigError>) {
     {
         let key = format!("dag.{name}");
         let ids: Vec<&str> = d.steps.iter().map(|s| s.id.get_ref().as_str()).collect();
@@ -366,5 +367,27 @@ impl Composition for Dag {
                 .collect()
         }
         .boxed()
+    }
+}
+
+impl HierarchySection for DagConfig {
+    fn kind(&self) -> Kind {
+        Kind::Dag
+    }
+
+    fn max_batch_rows(&self) -> Option<u32> {
+        self.max_batch_rows
+    }
+
+    fn refs(&self, name: &str) -> Vec<ModelRef> {
+        refs(name, self)
+    }
+
+    fn check(&self, file: &ConfigFile, name: &str, errors: &mut Vec<ConfigError>) {
+        check(file, name, self, errors)
+    }
+
+    fn build(&self, b: &Builder, name: &str) -> Result<Built, ConfigError> {
+        build(b, name, self)
     }
 }

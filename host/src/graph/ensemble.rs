@@ -5,17 +5,18 @@
 use super::builder::{Builder, describe, spec};
 use super::context::{Context, Dropped};
 use super::error::ExecError;
+use super::kind::HierarchySection;
 use super::member::{Member, output};
-use super::model::{Built, Composition, Served};
+use super::model::{Built, Composition, Kind, Served};
 use super::refs::{ModelRef, member_ref, model_ref};
 use crate::config::{CombineConfig, ConfigError, ConfigFile, EnsembleConfig, MemberRef, Ref};
-use crate::nn::Signature;
+use crate::tensor::Signature;
 use crate::tensor::{Dtype, NamedTensor, Tensor, TensorSpec, compatible};
 use futures::future::{BoxFuture, FutureExt, join_all};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub(super) fn refs(name: &str, e: &EnsembleConfig) -> Vec<ModelRef> {
+fn refs(name: &str, e: &EnsembleConfig) -> Vec<ModelRef> {
     let mut refs: Vec<ModelRef> = e
         .members
         .iter()
@@ -44,12 +45,7 @@ fn stacking_meta<'a>(
     })
 }
 
-pub(super) fn check(
-    file: &ConfigFile,
-    name: &str,
-    e: &EnsembleConfig,
-    errors: &mut Vec<ConfigError>,
-) {
+fn check(file: &ConfigFile, name: &str, e: &EnsembleConfig, errors: &mut Vec<ConfigError>) {
     let key = format!("ensemble.{name}");
     let combine = *e.combine.get_ref();
     if e.members.is_empty() {
@@ -158,7 +154,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(b: &Builder, name: &str, e: &EnsembleConfig) -> Result<Built, ConfigError> {
+fn build(b: &Builder, name: &str, e: &EnsembleConfig) -> Result<Built, ConfigError> {
     let key = format!("ensemble.{name}");
     let kind = *e.combine.get_ref();
     // Members are soft (dropped and reported) unless stacked: a meta-model
@@ -541,6 +537,28 @@ fn classifier_outputs(
             Tensor::from_f32(vec![rows as u32], &confidence)?,
         ),
     ])
+}
+
+impl HierarchySection for EnsembleConfig {
+    fn kind(&self) -> Kind {
+        Kind::Ensemble
+    }
+
+    fn max_batch_rows(&self) -> Option<u32> {
+        self.max_batch_rows
+    }
+
+    fn refs(&self, name: &str) -> Vec<ModelRef> {
+        refs(name, self)
+    }
+
+    fn check(&self, file: &ConfigFile, name: &str, errors: &mut Vec<ConfigError>) {
+        check(file, name, self, errors)
+    }
+
+    fn build(&self, b: &Builder, name: &str) -> Result<Built, ConfigError> {
+        build(b, name, self)
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ pub(super) fn output<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::Signature;
+    use crate::tensor::Signature;
     use crate::tensor::Tensor;
 
     fn member(inputs: &[(&str, &str)]) -> Member {

@@ -8,11 +8,14 @@
 //! - the shared core: `error`, `context` (one request's shared state),
 //!   `model` (a served model and the `Composition` each kind
 //!   implements), `member` (binding and calling one member), `refs` (where
-//!   the config names models), `builder` (what every build checks);
+//!   the config names models), `builder` (what every build checks), `kind`
+//!   (the `HierarchySection` trait every kind implements: its references,
+//!   checks, build, row limit and where its table is; and `sections`, the
+//!   one list of kinds);
 //! - one file per kind, holding its checks, its build and its run:
 //!   `sequence`, `dag`, `ensemble`, `switch`, `cascade`, `splitter`,
 //!   `shadow`, and `rollout` (a model's traffic moving between versions);
-//! - `check` and `build`, which dispatch to the kinds.
+//! - `check`, `build` and `closure`, which go through the trait.
 
 mod batching;
 mod build;
@@ -25,10 +28,12 @@ mod context;
 mod dag;
 mod ensemble;
 mod error;
+mod kind;
 mod member;
 mod model;
 mod refs;
 mod rollout;
+mod rollout_evidence;
 mod sequence;
 mod shadow;
 mod splitter;

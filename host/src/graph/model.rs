@@ -4,9 +4,9 @@
 
 use super::context::{Context, Request, Response, TraceEntry};
 use super::error::ExecError;
-use crate::nn::Signature;
 use crate::runtime::{Batcher, NodePool};
 use crate::tensor::NamedTensor;
+use crate::tensor::Signature;
 use futures::future::{BoxFuture, FutureExt};
 use std::sync::Arc;
 use std::time::Instant;

@@ -3,16 +3,17 @@
 use super::builder::Builder;
 use super::context::Context;
 use super::error::ExecError;
+use super::kind::HierarchySection;
 use super::member::Member;
-use super::model::{Built, Composition, Served};
+use super::model::{Built, Composition, Kind, Served};
 use super::refs::{ModelRef, member_ref};
 use crate::config::{ConfigError, ConfigFile, MemberRef, SequenceConfig};
-use crate::nn::Signature;
 use crate::tensor::NamedTensor;
+use crate::tensor::Signature;
 use futures::future::{BoxFuture, FutureExt};
 use std::sync::Arc;
 
-pub(super) fn refs(name: &str, s: &SequenceConfig) -> Vec<ModelRef> {
+fn refs(name: &str, s: &SequenceConfig) -> Vec<ModelRef> {
     s.steps
         .iter()
         .enumerate()
@@ -22,12 +23,7 @@ pub(super) fn refs(name: &str, s: &SequenceConfig) -> Vec<ModelRef> {
 
 /// Every step runs and feeds the next: a step cannot be optional, and
 /// weights mean nothing here.
-pub(super) fn check(
-    file: &ConfigFile,
-    name: &str,
-    s: &SequenceConfig,
-    errors: &mut Vec<ConfigError>,
-) {
+fn check(file: &ConfigFile, name: &str, s: &SequenceConfig, errors: &mut Vec<ConfigError>) {
     for (i, step) in s.steps.iter().enumerate() {
         let MemberRef::Full(full) = step.get_ref() else {
             continue;
@@ -56,7 +52,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(b: &Builder, name: &str, s: &SequenceConfig) -> Result<Built, ConfigError> {
+fn build(b: &Builder, name: &str, s: &SequenceConfig) -> Result<Built, ConfigError> {
     let key = format!("sequence.{name}");
     let mut steps: Vec<Member> = Vec::new();
     let mut inputs = Vec::new();
@@ -106,5 +102,27 @@ impl Composition for Sequence {
             Ok(current)
         }
         .boxed()
+    }
+}
+
+impl HierarchySection for SequenceConfig {
+    fn kind(&self) -> Kind {
+        Kind::Sequence
+    }
+
+    fn max_batch_rows(&self) -> Option<u32> {
+        self.max_batch_rows
+    }
+
+    fn refs(&self, name: &str) -> Vec<ModelRef> {
+        refs(name, self)
+    }
+
+    fn check(&self, file: &ConfigFile, name: &str, errors: &mut Vec<ConfigError>) {
+        check(file, name, self, errors)
+    }
+
+    fn build(&self, b: &Builder, name: &str) -> Result<Built, ConfigError> {
+        build(b, name, self)
     }
 }

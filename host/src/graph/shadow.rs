@@ -4,12 +4,13 @@
 use super::builder::Builder;
 use super::context::Context;
 use super::error::ExecError;
+use super::kind::HierarchySection;
 use super::member::Member;
-use super::model::{Built, Composition, Served};
+use super::model::{Built, Composition, Kind, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{ConfigError, ConfigFile, ShadowConfig};
-use crate::nn::Signature;
 use crate::tensor::NamedTensor;
+use crate::tensor::Signature;
 use futures::future::{BoxFuture, FutureExt};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -18,19 +19,14 @@ use tracing::Instrument;
 const DEFAULT_MAX_IN_FLIGHT: u32 = 16;
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
-pub(super) fn refs(name: &str, s: &ShadowConfig) -> Vec<ModelRef> {
+fn refs(name: &str, s: &ShadowConfig) -> Vec<ModelRef> {
     vec![
         model_ref(&s.primary, &format!("shadow.{name}.primary")),
         model_ref(&s.shadow, &format!("shadow.{name}.shadow")),
     ]
 }
 
-pub(super) fn check(
-    file: &ConfigFile,
-    name: &str,
-    s: &ShadowConfig,
-    errors: &mut Vec<ConfigError>,
-) {
+fn check(file: &ConfigFile, name: &str, s: &ShadowConfig, errors: &mut Vec<ConfigError>) {
     let span = file.table_span("shadow", name);
     if s.max_in_flight == Some(0) {
         errors.push(
@@ -56,7 +52,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(b: &Builder, name: &str, s: &ShadowConfig) -> Result<Built, ConfigError> {
+fn build(b: &Builder, name: &str, s: &ShadowConfig) -> Result<Built, ConfigError> {
     let key = format!("shadow.{name}");
     let primary = b.plain_member(&model_ref(&s.primary, &format!("{key}.primary")), None)?;
     let timeout = s.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
@@ -153,5 +149,27 @@ impl Composition for Shadow {
             self.primary.call(context, bound).await
         }
         .boxed()
+    }
+}
+
+impl HierarchySection for ShadowConfig {
+    fn kind(&self) -> Kind {
+        Kind::Shadow
+    }
+
+    fn max_batch_rows(&self) -> Option<u32> {
+        self.max_batch_rows
+    }
+
+    fn refs(&self, name: &str) -> Vec<ModelRef> {
+        refs(name, self)
+    }
+
+    fn check(&self, file: &ConfigFile, name: &str, errors: &mut Vec<ConfigError>) {
+        check(file, name, self, errors)
+    }
+
+    fn build(&self, b: &Builder, name: &str) -> Result<Built, ConfigError> {
+        build(b, name, self)
     }
 }

@@ -4,18 +4,19 @@
 use super::builder::Builder;
 use super::context::Context;
 use super::error::ExecError;
+use super::kind::HierarchySection;
 use super::member::Member;
-use super::model::{Built, Composition, Served};
+use super::model::{Built, Composition, Kind, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{ConfigError, ConfigFile, SplitterConfig};
-use crate::nn::Signature;
 use crate::tensor::NamedTensor;
+use crate::tensor::Signature;
 use futures::future::{BoxFuture, FutureExt};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub(super) fn refs(name: &str, s: &SplitterConfig) -> Vec<ModelRef> {
+fn refs(name: &str, s: &SplitterConfig) -> Vec<ModelRef> {
     s.routes
         .iter()
         .enumerate()
@@ -23,12 +24,7 @@ pub(super) fn refs(name: &str, s: &SplitterConfig) -> Vec<ModelRef> {
         .collect()
 }
 
-pub(super) fn check(
-    file: &ConfigFile,
-    name: &str,
-    s: &SplitterConfig,
-    errors: &mut Vec<ConfigError>,
-) {
+fn check(file: &ConfigFile, name: &str, s: &SplitterConfig, errors: &mut Vec<ConfigError>) {
     let key = format!("splitter.{name}");
     let mut total = 0.0;
     for (i, route) in s.routes.iter().enumerate() {
@@ -74,7 +70,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(b: &Builder, name: &str, s: &SplitterConfig) -> Result<Built, ConfigError> {
+fn build(b: &Builder, name: &str, s: &SplitterConfig) -> Result<Built, ConfigError> {
     let key = format!("splitter.{name}");
     let mut routes = Vec::new();
     for (i, r) in s.routes.iter().enumerate() {
@@ -148,5 +144,27 @@ impl Composition for Splitter {
             member.call(context, member.take_bound(inputs)?).await
         }
         .boxed()
+    }
+}
+
+impl HierarchySection for SplitterConfig {
+    fn kind(&self) -> Kind {
+        Kind::Splitter
+    }
+
+    fn max_batch_rows(&self) -> Option<u32> {
+        self.max_batch_rows
+    }
+
+    fn refs(&self, name: &str) -> Vec<ModelRef> {
+        refs(name, self)
+    }
+
+    fn check(&self, file: &ConfigFile, name: &str, errors: &mut Vec<ConfigError>) {
+        check(file, name, self, errors)
+    }
+
+    fn build(&self, b: &Builder, name: &str) -> Result<Built, ConfigError> {
+        build(b, name, self)
     }
 }

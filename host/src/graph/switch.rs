@@ -4,16 +4,17 @@
 use super::builder::Builder;
 use super::context::Context;
 use super::error::ExecError;
+use super::kind::HierarchySection;
 use super::member::Member;
-use super::model::{Built, Composition, Served};
+use super::model::{Built, Composition, Kind, Served};
 use super::refs::{ModelRef, model_ref};
 use crate::config::{CompareConfig, ConfigError, ConfigFile, ReduceConfig, SwitchConfig};
-use crate::nn::Signature;
 use crate::tensor::NamedTensor;
+use crate::tensor::Signature;
 use futures::future::{BoxFuture, FutureExt};
 use std::sync::Arc;
 
-pub(super) fn refs(name: &str, s: &SwitchConfig) -> Vec<ModelRef> {
+fn refs(name: &str, s: &SwitchConfig) -> Vec<ModelRef> {
     let mut refs: Vec<ModelRef> = s
         .branches
         .iter()
@@ -26,12 +27,7 @@ pub(super) fn refs(name: &str, s: &SwitchConfig) -> Vec<ModelRef> {
     refs
 }
 
-pub(super) fn check(
-    file: &ConfigFile,
-    name: &str,
-    s: &SwitchConfig,
-    errors: &mut Vec<ConfigError>,
-) {
+fn check(file: &ConfigFile, name: &str, s: &SwitchConfig, errors: &mut Vec<ConfigError>) {
     let key = format!("switch.{name}");
     for (i, branch) in s.branches.iter().enumerate() {
         let bkey = format!("{key}.branches[{i}]");
@@ -49,7 +45,7 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn build(b: &Builder, name: &str, s: &SwitchConfig) -> Result<Built, ConfigError> {
+fn build(b: &Builder, name: &str, s: &SwitchConfig) -> Result<Built, ConfigError> {
     let key = format!("switch.{name}");
     let mut branches = Vec::new();
     for (i, branch) in s.branches.iter().enumerate() {
@@ -194,6 +190,28 @@ impl Composition for Switch {
             member.call(context, member.take_bound(inputs)?).await
         }
         .boxed()
+    }
+}
+
+impl HierarchySection for SwitchConfig {
+    fn kind(&self) -> Kind {
+        Kind::Switch
+    }
+
+    fn max_batch_rows(&self) -> Option<u32> {
+        self.max_batch_rows
+    }
+
+    fn refs(&self, name: &str) -> Vec<ModelRef> {
+        refs(name, self)
+    }
+
+    fn check(&self, file: &ConfigFile, name: &str, errors: &mut Vec<ConfigError>) {
+        check(file, name, self, errors)
+    }
+
+    fn build(&self, b: &Builder, name: &str) -> Result<Built, ConfigError> {
+        build(b, name, self)
     }
 }
 

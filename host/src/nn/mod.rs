@@ -6,20 +6,23 @@
 //! on other types). Plugins get no backend to `load` bytes with: graphs come
 //! only from this registry.
 
+pub mod cancel;
 mod error;
+mod grants;
 mod onnx_fixes;
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime;
 pub mod plans;
 mod signature;
 mod tract;
+mod tract_signature;
 mod vector_state;
 
 pub use error::NnError;
+pub use grants::{GrantedGraph, GrantedGraphs, SLOW_COMPUTE};
 pub use signature::{Signature, shape_text};
 pub use tract::set_threads as set_tract_threads;
 
-use crate::runtime::GrantedGraphs;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;

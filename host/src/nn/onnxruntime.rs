@@ -5,7 +5,7 @@
 
 use super::Device;
 use super::signature::{Signature, backend_error, wasi_dimensions};
-use crate::runtime::{Dtype, TensorSpec};
+use crate::tensor::{Dtype, TensorSpec};
 use half::{bf16, f16};
 use ort::environment::GlobalThreadPoolOptions;
 use ort::execution_providers::CUDAExecutionProvider;

@@ -1,19 +1,10 @@
 //! What a graph takes and returns, and the checks every backend runs on a
 //! plugin's inputs before handing them to native code.
 
-pub use crate::tensor::shape_text;
 use crate::tensor::{Dtype, TensorSpec, byte_length, check_dims};
+pub use crate::tensor::{Signature, shape_text};
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
-
-/// A graph's inputs and outputs (`-1` marks a dynamic dimension).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signature {
-    /// What `compute` takes, in the graph's order.
-    pub inputs: Vec<TensorSpec>,
-    /// What `compute` returns, in the graph's order.
-    pub outputs: Vec<TensorSpec>,
-}
 
 impl Signature {
     /// Puts `given` in the graph's input order after checking each tensor's

@@ -136,7 +136,7 @@ impl Instance {
             .map_err(|e| returned(&self.plugin, "infer", e))?;
         let mut tensors = Vec::with_capacity(outputs.len());
         for (name, handle) in outputs {
-            let Some(tensor) = self.store.data_mut().take_tensor(handle.rep()) else {
+            let Some(tensor) = self.store.data_mut().wasi_nn().take_tensor(handle.rep()) else {
                 return Err(RuntimeError::Contract {
                     plugin: self.plugin.clone(),
                     call: "infer",

@@ -4,29 +4,25 @@
 mod batcher;
 pub mod bindings;
 mod cache;
-pub mod cancel;
 mod contract;
 mod engine;
 mod error;
-mod graphs;
 mod info;
 mod instance;
 mod limits;
-mod nn_host;
 mod output;
 mod plugin;
 mod pool;
 mod state;
-mod tensors_host;
 mod text;
 pub mod wasi_nn;
 
+pub use crate::nn::GrantedGraphs;
 pub use batcher::{BatchLog, BatchPolicy, Batcher};
 pub use cache::CompileCache;
 pub use contract::validate_info;
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{GuestErrorKind, RuntimeError};
-pub use graphs::GrantedGraphs;
 pub use info::{Dtype, ModelInfo, ModelKind, TensorSpec};
 pub use instance::{Instance, InstanceLimits, NamedTensor};
 pub use plugin::{Plugin, sha256_hex};
@@ -62,22 +58,9 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
-        // wasi:nn is ours (see `wasi_nn`), linked like the contract's log.
-        use bindings::wasi::nn;
-        nn::errors::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(link)?;
-        nn::tensor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(link)?;
-        nn::inference::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(link)?;
-        nn::graph::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(link)?;
+        // wasi:nn is ours (see `wasi_nn`), with the contract's tensors.
+        wasi_nn::add_to_linker(&mut linker).map_err(link)?;
         bindings::aimass::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link)?;
-        bindings::aimass::plugin::tensors::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,
         )

@@ -10,11 +10,12 @@
 use super::Runtime;
 use super::bindings::ParamValue;
 use super::error::RuntimeError;
-use super::graphs::GrantedGraphs;
 use super::info::ModelInfo;
 use super::instance::{Instance, InstanceLimits, NamedTensor};
 use super::plugin::Plugin;
+use super::wasi_nn::NnState;
 use crate::metrics::NodeMetrics;
+use crate::nn::GrantedGraphs;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
@@ -301,10 +302,7 @@ async fn new_instance(
     compute_slots: &Arc<Semaphore>,
     contract: Option<&Arc<ModelInfo>>,
 ) -> Result<Instance, RuntimeError> {
-    let nn = spec
-        .graphs
-        .context()
-        .with_compute_slots(compute_slots.clone());
+    let nn = NnState::new(&spec.graphs).with_compute_slots(compute_slots.clone());
     let mut instance = runtime
         .instantiate(plugin, &spec.node, nn, spec.limits)
         .await?;

@@ -5,7 +5,7 @@ use super::bindings::{LogLevel, aimass};
 use super::limits::MemoryCap;
 use super::output::{GuestOutput, LogBudget};
 use super::text::bounded;
-use super::wasi_nn::NnState;
+use super::wasi_nn::{NnState, WasiNnView};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -55,6 +55,18 @@ impl HostState {
     /// The node this instance serves.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// What the `wasi:nn` host functions reach.
+    pub(crate) fn wasi_nn(&mut self) -> WasiNnView<'_> {
+        WasiNnView {
+            nn: &mut self.nn,
+            memory: &mut self.memory,
+            node: &self.node,
+            budget: &self.budget,
+            deadline: self.deadline,
+            timed_out: &mut self.timed_out,
+        }
     }
 
     /// Ends a call: every tensor and error handle of it is dropped and its

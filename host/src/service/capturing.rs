@@ -101,7 +101,7 @@ pub(super) fn declared(served: &[Arc<Served>], model: &str, inner: &[String]) ->
     fn versions_of<'a>(
         served: &'a [Arc<Served>],
         name: &'a str,
-    ) -> impl Iterator<Item = &'a crate::nn::Signature> + 'a {
+    ) -> impl Iterator<Item = &'a crate::tensor::Signature> + 'a {
         served
             .iter()
             .filter(move |s| s.model_name() == name)

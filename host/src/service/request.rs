@@ -230,7 +230,7 @@ pub(crate) fn flag(parameters: &BTreeMap<String, Value>, key: &str) -> Result<bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::Signature;
+    use crate::tensor::Signature;
     use crate::tensor::{Dtype, Tensor};
 
     fn model(max_rows: Option<usize>) -> Served {

@@ -9,11 +9,13 @@
 mod check;
 mod dtype;
 mod rows;
+mod signature;
 pub mod strings;
 
 pub use check::{Mismatch, check, check_dims, compatible};
 pub use dtype::{ALL as ALL_DTYPES, Dtype, TensorSpec, dims_of, shape_text};
 pub use rows::{concat, scatter};
+pub use signature::Signature;
 
 use bytes::Bytes;
 

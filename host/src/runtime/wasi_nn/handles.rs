@@ -6,7 +6,7 @@
 //! Graphs and execution contexts live as long as the instance, because a
 //! plugin reaches its graphs once, in `init`.
 
-use super::GrantedGraph;
+use crate::nn::GrantedGraph;
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;

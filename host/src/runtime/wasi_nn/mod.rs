@@ -14,15 +14,20 @@
 //! public graph and execution-context traits.
 
 mod handles;
+mod host;
+mod tensors;
 
 pub use handles::MAX_HANDLES;
 pub(crate) use handles::{Code, Entry, Handles};
 
+use super::limits::MemoryCap;
+use super::output::LogBudget;
+use super::state::HostState;
+use crate::nn::GrantedGraphs;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::Semaphore;
-use wasmtime_wasi_nn::Graph;
+use wasmtime::component::{HasData, Linker};
 
 pub use super::bindings::{ContextHandle, ErrorHandle, GraphHandle, TensorHandle};
 
@@ -30,60 +35,20 @@ pub use super::bindings::{ContextHandle, ErrorHandle, GraphHandle, TensorHandle}
 /// unless their graph has been slow lately: a thread hop costs more than
 /// such a compute on the graphs we serve (the digits MLPs take 2–18 µs).
 pub const INLINE_MAX_BYTES: usize = 64 << 10;
-/// A graph whose last compute took longer than this runs its next ones on a
-/// blocking thread, whatever their size.
-pub const SLOW_COMPUTE: Duration = Duration::from_micros(500);
-
-/// One graph granted to a node, with how long its last compute took.
-pub struct GrantedGraph {
-    /// The backend's graph.
-    pub graph: Graph,
-    last_compute_nanos: AtomicU64,
-    compute_seconds: Option<metrics::Histogram>,
-}
-
-impl GrantedGraph {
-    /// Wraps a loaded graph.
-    pub fn new(graph: Graph) -> Self {
-        GrantedGraph {
-            graph,
-            last_compute_nanos: AtomicU64::new(0),
-            compute_seconds: None,
-        }
-    }
-
-    /// Also records each compute's time under `name` in `/metrics`.
-    pub fn timed(mut self, name: &str) -> Self {
-        self.compute_seconds = Some(crate::metrics::compute_timer(name));
-        self
-    }
-
-    pub(crate) fn is_slow(&self) -> bool {
-        self.last_compute_nanos.load(Ordering::Relaxed) > SLOW_COMPUTE.as_nanos() as u64
-    }
-
-    pub(crate) fn record(&self, took: Duration) {
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.last_compute_nanos.store(nanos, Ordering::Relaxed);
-        if let Some(histogram) = &self.compute_seconds {
-            histogram.record(took.as_secs_f64());
-        }
-    }
-}
-
 /// The `wasi:nn` state of one instance: the graphs its node may reach, its
 /// handles, and the node's share of blocking compute threads.
 pub struct NnState {
-    pub(crate) graphs: Arc<std::collections::HashMap<String, Arc<GrantedGraph>>>,
+    pub(crate) graphs: GrantedGraphs,
     pub(crate) handles: Handles,
     pub(crate) compute_slots: Option<Arc<Semaphore>>,
 }
 
 impl NnState {
-    /// State reaching exactly `graphs`.
-    pub fn new(graphs: Arc<std::collections::HashMap<String, Arc<GrantedGraph>>>) -> Self {
+    /// The state of one instance, reaching exactly `graphs`. A plugin
+    /// cannot load graph bytes of its own: models belong to the operator.
+    pub fn new(graphs: &GrantedGraphs) -> Self {
         NnState {
-            graphs,
+            graphs: graphs.clone(),
             handles: Handles::default(),
             compute_slots: None,
         }
@@ -97,6 +62,35 @@ impl NnState {
         self.compute_slots = Some(slots);
         self
     }
+}
+
+/// What the `wasi:nn` host functions (and the contract's `tensors`, which
+/// reads the same handles) reach of an instance's state.
+pub struct WasiNnView<'a> {
+    pub(crate) nn: &'a mut NnState,
+    pub(crate) memory: &'a mut MemoryCap,
+    pub(crate) node: &'a str,
+    pub(crate) budget: &'a LogBudget,
+    pub(crate) deadline: Instant,
+    pub(crate) timed_out: &'a mut bool,
+}
+
+struct WasiNn;
+
+impl HasData for WasiNn {
+    type Data<'a> = WasiNnView<'a>;
+}
+
+/// Links `wasi:nn` and the contract's `tensors` interface, both served
+/// from each instance's [`WasiNnView`].
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use crate::runtime::bindings::aimass::plugin::tensors;
+    use crate::runtime::bindings::wasi::nn;
+    nn::errors::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)?;
+    nn::tensor::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)?;
+    nn::inference::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)?;
+    nn::graph::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)?;
+    tensors::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)
 }
 
 /// Longest graph name looked up; longer names are not-found without a lookup.

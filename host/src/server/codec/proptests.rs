@@ -4,8 +4,8 @@
 
 use super::{decode, split_body};
 use crate::graph::Served;
-use crate::nn::Signature;
 use crate::service::check_inputs;
+use crate::tensor::Signature;
 use crate::tensor::{Dtype, TensorSpec};
 use proptest::prelude::*;
 use std::time::Instant;

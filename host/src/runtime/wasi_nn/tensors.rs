@@ -1,18 +1,17 @@
 //! `aimass:plugin/tensors`: the `wasi:nn` tensor accessors a plugin needs
 //! together, in one host call each (a host call costs a plugin about as much
 //! as a small graph's arithmetic). Same handle table and memory accounting
-//! as the `wasi:nn` tensor resource in [`super::nn_host`].
+//! as the `wasi:nn` tensor resource in [`super::host`].
 
-use super::bindings::GuestDatatype;
-use super::bindings::aimass::plugin::tensors::{Host, TensorValue};
-use super::contract::MAX_RANK;
-use super::nn_host::stale;
-use super::state::HostState;
-use super::wasi_nn::{TensorHandle, guest_type};
+use super::host::stale;
+use super::{TensorHandle, WasiNnView, guest_type};
+use crate::runtime::bindings::GuestDatatype;
+use crate::runtime::bindings::aimass::plugin::tensors::{Host, TensorValue};
+use crate::runtime::contract::MAX_RANK;
 use crate::tensor::Tensor;
 use wasmtime::component::Resource;
 
-impl Host for HostState {
+impl Host for WasiNnView<'_> {
     fn describe(
         &mut self,
         handle: Resource<TensorHandle>,

@@ -1,15 +1,14 @@
-//! `wasi:nn` as a plugin sees it, implemented on the instance's state
-//! with the handle table and limits of [`super::wasi_nn`].
+//! `wasi:nn` as a plugin sees it, implemented on [`WasiNnView`] with the
+//! handle table and limits of [`super`].
 
-use super::cancel::Cancel;
-use super::text::bounded;
-use super::wasi_nn::{
+use super::{
     Code, ContextHandle, Entry, ErrorHandle, GraphHandle, INLINE_MAX_BYTES, MAX_ERROR_MESSAGE,
-    MAX_GRAPH_NAME, MAX_HANDLES, TensorHandle, guest_wasi_nn_type,
+    MAX_GRAPH_NAME, MAX_HANDLES, TensorHandle, WasiNnView, guest_wasi_nn_type,
 };
+use crate::nn::cancel::Cancel;
 use crate::runtime::bindings::wasi::nn::{errors, graph, inference, tensor};
 use crate::runtime::contract::MAX_RANK;
-use crate::runtime::state::HostState;
+use crate::runtime::text::bounded;
 use crate::tensor::Tensor;
 use std::time::Instant;
 use wasmtime::component::Resource;
@@ -20,13 +19,13 @@ const ENTRY_OVERHEAD: usize = 64;
 
 type NnResult<T> = wasmtime::Result<Result<T, Resource<ErrorHandle>>>;
 
-impl HostState {
+impl WasiNnView<'_> {
     /// Records a failure the plugin will read as a `wasi:nn` error.
     fn nn_error<T>(&mut self, code: Code, message: String) -> NnResult<T> {
         let message = bounded(&message, MAX_ERROR_MESSAGE);
         // Plugins usually pass these on as their own error; the log line is
         // for operators, within the plugin's log budget and at debug level.
-        if self.budget.admit(&self.node) {
+        if self.budget.admit(self.node) {
             tracing::debug!(target: "aimass::plugin", node = %self.node, "wasi-nn: {message}");
         }
         let entry = Entry::Error { code, message };
@@ -94,9 +93,9 @@ pub(super) fn stale(what: &str) -> wasmtime::Error {
     )
 }
 
-impl tensor::Host for HostState {}
+impl tensor::Host for WasiNnView<'_> {}
 
-impl tensor::HostTensor for HostState {
+impl tensor::HostTensor for WasiNnView<'_> {
     fn new(
         &mut self,
         dimensions: Vec<u32>,
@@ -139,7 +138,7 @@ impl tensor::HostTensor for HostState {
     }
 }
 
-impl graph::Host for HostState {
+impl graph::Host for WasiNnView<'_> {
     fn load(
         &mut self,
         _builder: Vec<Vec<u8>>,
@@ -177,7 +176,7 @@ impl graph::Host for HostState {
     }
 }
 
-impl graph::HostGraph for HostState {
+impl graph::HostGraph for WasiNnView<'_> {
     fn init_execution_context(
         &mut self,
         handle: Resource<GraphHandle>,
@@ -209,9 +208,9 @@ impl graph::HostGraph for HostState {
     }
 }
 
-impl inference::Host for HostState {}
+impl inference::Host for WasiNnView<'_> {}
 
-impl inference::HostGraphExecutionContext for HostState {
+impl inference::HostGraphExecutionContext for WasiNnView<'_> {
     async fn compute(
         &mut self,
         handle: Resource<ContextHandle>,
@@ -283,7 +282,7 @@ impl inference::HostGraphExecutionContext for HostState {
         // Native code cannot be interrupted; the deadline is enforced the
         // moment it returns.
         if Instant::now() >= self.deadline {
-            self.timed_out = true;
+            *self.timed_out = true;
             wasmtime::bail!("the call ran past its deadline inside wasi-nn compute");
         }
         match result {
@@ -336,9 +335,9 @@ fn backend_message(error: &BackendError) -> String {
     }
 }
 
-impl errors::Host for HostState {}
+impl errors::Host for WasiNnView<'_> {}
 
-impl errors::HostError for HostState {
+impl errors::HostError for WasiNnView<'_> {
     fn code(&mut self, handle: Resource<ErrorHandle>) -> wasmtime::Result<errors::ErrorCode> {
         let Some(Entry::Error { code, .. }) = self.nn.handles.get(handle.rep()) else {
             return Err(stale("error"));
