@@ -227,9 +227,8 @@ impl Drop for Sink {
     }
 }
 
-/// What the models inside one request need to capture their own calls:
-/// the sinks, the request's id, and the model the client called (captured
-/// by the service, not again inside).
+/// What the models of one request need to capture their own calls: the
+/// sinks, the request's id, and the model the client called.
 #[derive(Debug, Clone)]
 pub struct Scope {
     /// Every captured model's sink.
@@ -241,16 +240,80 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// The sink of `model` (a model's name), when a call of it inside the
-    /// request is to be captured: it is captured, sampled, and not the
-    /// model the client called.
+    /// The sink of `model` (a model's name) when its calls in this request
+    /// are captured: it is captured and the request is in its sample.
+    pub fn sink(&self, model: &str) -> Option<&Arc<Sink>> {
+        self.captures
+            .sink(model)
+            .filter(|sink| sink.sampled(&self.id))
+    }
+
+    /// The sink of `model` for a call of it inside the request: as
+    /// [`Scope::sink`], except the model the client called, which is
+    /// captured once for the whole request (not again for each of its
+    /// versions a rollout calls).
     pub fn inner_sink(&self, model: &str) -> Option<&Arc<Sink>> {
         if model == self.top {
             return None;
         }
-        self.captures
-            .sink(model)
-            .filter(|sink| sink.sampled(&self.id))
+        self.sink(model)
+    }
+
+    /// The inner models whose outputs the called model's record keeps.
+    pub fn kept_inner(&self) -> Vec<String> {
+        self.sink(&self.top)
+            .map(|sink| sink.config().inner.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// One call on its way to its model's capture: started before the call
+/// runs (its inputs shared, not copied), offered when it ends.
+pub struct Pending {
+    sink: Arc<Sink>,
+    time_us: i64,
+    started: std::time::Instant,
+    inputs: Vec<NamedTensor>,
+}
+
+impl Pending {
+    /// A call of the model `sink` captures, with these inputs.
+    pub fn start(sink: &Arc<Sink>, inputs: &[NamedTensor]) -> Pending {
+        Pending {
+            sink: sink.clone(),
+            time_us: now_us(),
+            started: std::time::Instant::now(),
+            inputs: if sink.config().inputs {
+                inputs.to_vec()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Offers the call's record: answered by `version` of the model, with
+    /// its outputs or its error, and the kept `inner` models' outputs.
+    pub fn finish<E: std::fmt::Display>(
+        self,
+        id: &str,
+        version: u64,
+        result: Result<&[NamedTensor], &E>,
+        inner: Vec<(String, Vec<NamedTensor>)>,
+    ) {
+        let outputs = match result {
+            Ok(outputs) if self.sink.config().outputs => outputs.to_vec(),
+            _ => Vec::new(),
+        };
+        self.sink.offer(Record {
+            id: id.to_string(),
+            time_us: self.time_us,
+            version,
+            latency_us: self.started.elapsed().as_micros() as u64,
+            error: result.err().map(|e| error_text(e)),
+            inputs: self.inputs,
+            outputs,
+            inner,
+        });
     }
 }
 

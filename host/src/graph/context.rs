@@ -20,11 +20,8 @@ pub struct Request {
     pub log_id: Option<String>,
     /// Record each model's time and outcome.
     pub trace: bool,
-    /// Inner models whose outputs come back in [`Response::kept`] (by
-    /// name; a version's key or its model's name).
-    pub keep: Vec<String>,
-    /// Where models inside the request capture their own calls, when any
-    /// model is captured.
+    /// Where the request's models capture their calls, when any model is
+    /// captured.
     pub capture: Option<crate::capture::Scope>,
 }
 
@@ -40,9 +37,6 @@ pub struct Response {
     /// The version that answered, when a rollout chose it (the first
     /// rollout on the request's path).
     pub version: Option<u64>,
-    /// The outputs of the inner models asked for in [`Request::keep`], by
-    /// name, from the first call of each (models not called are missing).
-    pub kept: Vec<(String, Vec<NamedTensor>)>,
 }
 
 /// A soft member that failed and was left out of the answer.
@@ -79,6 +73,9 @@ pub(super) struct Context {
     trace: Option<Mutex<Vec<TraceEntry>>>,
     dropped: Mutex<Vec<Dropped>>,
     version: std::sync::OnceLock<u64>,
+    /// Inner models whose outputs the called model's capture keeps (by
+    /// name; a version's key or its model's name), and those kept so far,
+    /// from the first call of each.
     keep: Vec<String>,
     kept: Mutex<Vec<(String, Vec<NamedTensor>)>>,
     pub capture: Option<crate::capture::Scope>,
@@ -89,9 +86,12 @@ impl Context {
         parameters: BTreeMap<String, serde_json::Value>,
         (id, log_id): (Option<String>, Option<String>),
         trace: bool,
-        keep: Vec<String>,
         capture: Option<crate::capture::Scope>,
     ) -> Context {
+        let keep = capture
+            .as_ref()
+            .map(crate::capture::Scope::kept_inner)
+            .unwrap_or_default();
         Context {
             parameters,
             id,
@@ -114,7 +114,7 @@ impl Context {
                 .any(|k| k == model || k == crate::config::split_version(model).0)
     }
 
-    /// Keeps `outputs` of `model` for the response, unless an earlier call
+    /// Keeps `outputs` of `model` for the capture, unless an earlier call
     /// of it was kept.
     pub fn keep_outputs(&self, model: &str, outputs: &[NamedTensor]) {
         if let Ok(mut kept) = self.kept.lock()

@@ -206,23 +206,37 @@ impl Served {
         }
     }
 
-    /// Answers one request.
+    /// Answers one request; when the request is in this model's capture
+    /// sample, its record keeps the request's inputs, the answer (or its
+    /// failure) and the kept inner models' outputs.
     pub async fn run(self: &Arc<Self>, request: Request) -> Result<Response, ExecError> {
         let context = Arc::new(Context::new(
             request.parameters,
             (request.id, request.log_id),
             request.trace,
-            request.keep,
             request.capture,
         ));
-        let outputs = self.call(&context, request.inputs).await?;
+        let captured = context
+            .capture
+            .as_ref()
+            .and_then(|scope| scope.sink(&scope.top))
+            .map(|sink| crate::capture::Pending::start(sink, &request.inputs));
+        let result = self.call(&context, request.inputs).await;
+        let version = context.chosen_version();
+        if let (Some(pending), Some(scope)) = (captured, &context.capture) {
+            pending.finish(
+                &scope.id,
+                version.unwrap_or_else(|| self.version()),
+                result.as_deref(),
+                context.take_kept(),
+            );
+        }
         let (trace, dropped) = context.finish();
         Ok(Response {
-            outputs,
+            outputs: result?,
             dropped,
             trace,
-            version: context.chosen_version(),
-            kept: context.take_kept(),
+            version,
         })
     }
 
@@ -235,19 +249,14 @@ impl Served {
         inputs: Vec<NamedTensor>,
     ) -> BoxFuture<'a, Result<Vec<NamedTensor>, ExecError>> {
         async move {
-            let sink = context
+            let captured = context
                 .capture
                 .as_ref()
-                .and_then(|scope| scope.inner_sink(self.model_name()));
-            let captured_inputs = match sink {
-                Some(sink) if sink.config().inputs => inputs.clone(),
-                _ => Vec::new(),
-            };
-            let time_us = sink.map_or(0, |_| crate::capture::now_us());
+                .and_then(|scope| scope.inner_sink(self.model_name()))
+                .map(|sink| crate::capture::Pending::start(sink, &inputs));
             let rows = inputs.first().map_or(0, |(_, t)| t.rows());
             // The clock is read only when something uses it.
-            let started =
-                (self.timer.is_some() || sink.is_some() || context.tracing()).then(Instant::now);
+            let started = (self.timer.is_some() || context.tracing()).then(Instant::now);
             let result = self.body(context, inputs).await;
             let took = started.map(|s| s.elapsed()).unwrap_or_default();
             if let Some(timer) = &self.timer {
@@ -270,20 +279,8 @@ impl Served {
             {
                 context.keep_outputs(&self.name, outputs);
             }
-            if let (Some(sink), Some(scope)) = (sink, &context.capture) {
-                sink.offer(crate::capture::Record {
-                    id: scope.id.clone(),
-                    time_us,
-                    version: self.version(),
-                    latency_us: took.as_micros() as u64,
-                    error: result.as_ref().err().map(crate::capture::error_text),
-                    inputs: captured_inputs,
-                    outputs: match &result {
-                        Ok(outputs) if sink.config().outputs => outputs.clone(),
-                        _ => Vec::new(),
-                    },
-                    inner: Vec::new(),
-                });
+            if let (Some(pending), Some(scope)) = (captured, &context.capture) {
+                pending.finish(&scope.id, self.version(), result.as_deref(), Vec::new());
             }
             result
         }

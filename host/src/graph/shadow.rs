@@ -108,7 +108,6 @@ impl Shadow {
             context.parameters.clone(),
             (context.id.clone(), context.log_id.clone()),
             false,
-            Vec::new(),
             None,
         ));
         tokio::spawn(

@@ -1,80 +1,14 @@
-//! One request on its way to a model's capture: sampled when it arrives,
-//! filled as it is answered, offered to the capture's writer at the end.
+//! What the service decides for capture: the id a request is captured
+//! under, and the columns a model's capture declares. The records
+//! themselves are made where every model call is run (`graph`'s
+//! `Served::run` and `call`), the called model's like the inner ones'.
 
-use super::{InferRequest, InferResponse, Phases, ServiceError};
-use crate::capture::{Declared, Record, Sink};
-use crate::graph::{Response, Served};
-use crate::tensor::{Dtype, NamedTensor, TensorSpec};
+use super::InferRequest;
+use crate::capture::Declared;
+use crate::graph::Served;
+use crate::tensor::{Dtype, TensorSpec};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-pub(super) struct Capturing {
-    sink: Arc<Sink>,
-    id: String,
-    time_us: i64,
-    inputs: Vec<NamedTensor>,
-    outputs: Vec<NamedTensor>,
-    inner: Vec<(String, Vec<NamedTensor>)>,
-    version: Option<u64>,
-}
-
-impl Capturing {
-    /// The capture of the request with `id`, when it is in the sample.
-    pub fn start(sink: Arc<Sink>, id: &str) -> Option<Capturing> {
-        if !sink.sampled(id) {
-            return None;
-        }
-        Some(Capturing {
-            sink,
-            id: id.to_string(),
-            time_us: crate::capture::now_us(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            inner: Vec::new(),
-            version: None,
-        })
-    }
-
-    /// Keeps the checked inputs (shared, not copied); returns the inner
-    /// models whose outputs the run must keep.
-    pub fn checked(&mut self, inputs: &[NamedTensor]) -> Vec<String> {
-        let config = self.sink.config();
-        if config.inputs {
-            self.inputs = inputs.to_vec();
-        }
-        config.inner.clone()
-    }
-
-    /// Keeps what the model and the inner models answered.
-    pub fn answered(&mut self, response: &mut Response) {
-        if self.sink.config().outputs {
-            self.outputs = response.outputs.clone();
-        }
-        self.inner = std::mem::take(&mut response.kept);
-        self.version = response.version;
-    }
-
-    /// Offers the record to the capture's writer.
-    pub fn finish(
-        self,
-        model: &Served,
-        result: &Result<(InferResponse, u64, Phases), ServiceError>,
-        took: Duration,
-    ) {
-        let error = result.as_ref().err().map(crate::capture::error_text);
-        self.sink.offer(Record {
-            id: self.id,
-            time_us: self.time_us,
-            version: self.version.unwrap_or_else(|| model.version()),
-            latency_us: took.as_micros() as u64,
-            error,
-            inputs: self.inputs,
-            outputs: self.outputs,
-            inner: self.inner,
-        });
-    }
-}
 
 /// The id a request is captured under: its body's `id`, else its
 /// `x-request-id`, else a new one (a request not through a server).

@@ -209,8 +209,8 @@ impl Catalog {
     /// hierarchy that calls it around the new one, and swaps them all in.
     /// Versions the policy no longer serves are unloaded. Requests already
     /// running finish on the old ones; the next ones get the new ones. An
-    /// error leaves the old ones serving. The work runs on a blocking
-    /// thread, so serving keeps its async workers. Returns the time it took
+    /// error leaves the old ones serving. Reading and compiling run on a
+    /// blocking thread, so serving keeps its async workers. Returns the time it took
     /// and the config file as it was read for it (read once: what follows
     /// the load, capture, follows the same file).
     pub async fn load(&self, name: &str) -> Result<(Duration, ConfigFile), ServiceError> {

@@ -27,7 +27,6 @@ use crate::capture::{Captures, Feedback};
 use crate::error_kind::ErrorKind;
 use crate::graph::{Request, Served};
 use crate::repository::Repository;
-use capturing::Capturing;
 use catalog::Catalog;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -255,17 +254,10 @@ impl InferenceService {
             top: served.model_name().to_string(),
             captures: captures.clone(),
         });
-        let mut taken = scope.as_ref().and_then(|scope| {
-            let sink = captures.sink(&scope.top)?.clone();
-            Capturing::start(sink, &scope.id)
-        });
-        let result = self.answer(&served, request, taken.as_mut(), scope).await;
+        let result = self.answer(&served, request, scope).await;
         match &result {
             Ok((_, rows, phases)) => stats.success(*rows, received.elapsed(), *phases),
             Err(_) => stats.failure(received.elapsed()),
-        }
-        if let Some(capturing) = taken {
-            capturing.finish(&served, &result, received.elapsed());
         }
         result.map(|(response, _, _)| response)
     }
@@ -274,15 +266,10 @@ impl InferenceService {
         &self,
         model: &Arc<Served>,
         request: InferRequest,
-        mut capturing: Option<&mut Capturing>,
         capture: Option<crate::capture::Scope>,
     ) -> Result<(InferResponse, u64, Phases), ServiceError> {
         let trace = flag(&request.parameters, "trace")?;
         let (inputs, rows) = check_inputs(model, request.inputs, self.limits.max_batch_rows)?;
-        let keep = match capturing.as_deref_mut() {
-            Some(capturing) => capturing.checked(&inputs),
-            None => Vec::new(),
-        };
         if let Some(requested) = &request.outputs {
             check_outputs(model, requested)?;
         }
@@ -300,7 +287,6 @@ impl InferenceService {
             id: request.id.clone(),
             log_id: request.request_id.clone(),
             trace,
-            keep,
             capture,
         });
         let timeout = self.limits.request_timeout;
@@ -314,11 +300,7 @@ impl InferenceService {
                 ),
             )
         })??;
-        let mut answer = answer;
         let ran = Instant::now();
-        if let Some(capturing) = capturing {
-            capturing.answered(&mut answer);
-        }
         let outputs = request::select_outputs(model, answer.outputs, request.outputs.as_deref())?;
         let phases = Phases {
             input: checked - request.received,
