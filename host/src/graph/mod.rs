@@ -27,6 +27,7 @@ mod closure;
 mod context;
 mod dag;
 mod ensemble;
+mod ensemble_votes;
 mod error;
 mod kind;
 mod member;
