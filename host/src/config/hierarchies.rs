@@ -2,11 +2,14 @@
 //! `[ensemble.*]`, `[switch.*]`, `[cascade.*]`, `[splitter.*]`,
 //! `[shadow.*]`) and how they name their members.
 
-use super::types::Ref;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
+
+/// A name that refers to something else in the file, with where it was
+/// written (for error messages).
+pub type Ref = Spanned<String>;
 
 /// How one hierarchy uses another model (a node or a hierarchy).
 #[derive(Debug, Deserialize, JsonSchema)]

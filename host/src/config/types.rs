@@ -2,17 +2,13 @@
 //! and `aimass schema` prints the JSON schema generated from these types.
 
 use super::hierarchies::{
-    CascadeConfig, DagConfig, EnsembleConfig, SequenceConfig, ShadowConfig, SplitterConfig,
+    CascadeConfig, DagConfig, EnsembleConfig, Ref, SequenceConfig, ShadowConfig, SplitterConfig,
     SwitchConfig,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
-
-/// A name that refers to something else in the file, with where it was
-/// written (for error messages).
-pub type Ref = Spanned<String>;
 
 /// The whole file.
 #[derive(Debug, Deserialize, JsonSchema)]
