@@ -59,7 +59,7 @@ impl Runtime {
         let link = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         // wasi:nn is ours (see `wasi_nn`), with the contract's tensors.
-        wasi_nn::add_to_linker(&mut linker).map_err(link)?;
+        wasi_nn::add_to_linker(&mut linker, HostState::wasi_nn).map_err(link)?;
         bindings::aimass::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,

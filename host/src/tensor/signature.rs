@@ -1,6 +1,6 @@
 //! What a model or graph takes and returns.
 
-use super::TensorSpec;
+use super::dtype::TensorSpec;
 
 /// A graph's inputs and outputs (`-1` marks a dynamic dimension).
 #[derive(Debug, Clone, PartialEq, Eq)]

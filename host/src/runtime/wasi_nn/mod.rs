@@ -22,7 +22,6 @@ pub(crate) use handles::{Code, Entry, Handles};
 
 use super::limits::MemoryCap;
 use super::output::LogBudget;
-use super::state::HostState;
 use crate::nn::GrantedGraphs;
 use std::sync::Arc;
 use std::time::Instant;
@@ -82,15 +81,18 @@ impl HasData for WasiNn {
 }
 
 /// Links `wasi:nn` and the contract's `tensors` interface, both served
-/// from each instance's [`WasiNnView`].
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// from the [`WasiNnView`] `view` gives of a store's state.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> WasiNnView<'_>,
+) -> wasmtime::Result<()> {
     use crate::runtime::bindings::aimass::plugin::tensors;
     use crate::runtime::bindings::wasi::nn;
-    nn::errors::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)?;
-    nn::tensor::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)?;
-    nn::inference::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)?;
-    nn::graph::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)?;
-    tensors::add_to_linker::<HostState, WasiNn>(linker, HostState::wasi_nn)
+    nn::errors::add_to_linker::<T, WasiNn>(linker, view)?;
+    nn::tensor::add_to_linker::<T, WasiNn>(linker, view)?;
+    nn::inference::add_to_linker::<T, WasiNn>(linker, view)?;
+    nn::graph::add_to_linker::<T, WasiNn>(linker, view)?;
+    tensors::add_to_linker::<T, WasiNn>(linker, view)
 }
 
 /// Longest graph name looked up; longer names are not-found without a lookup.
