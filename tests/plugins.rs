@@ -4,8 +4,9 @@
 
 use aimass::nn::{BackendKind, Device, GraphStore};
 use aimass::runtime::bindings::ParamValue;
-use aimass::runtime::{Dtype, GuestErrorKind, ModelKind, RuntimeError, TensorSpec};
+use aimass::runtime::{GuestErrorKind, ModelKind, RuntimeError};
 use aimass::runtime::{InstanceLimits, NnState};
+use aimass::tensor::{Dtype, TensorSpec};
 use aimass_test_artifacts::{
     CHAOS, CLASSIFIER_HEAD, FORGER, HOSTILE, OCR_CLASSIFY, OCR_DETECT, OCR_RECOGNISE, OLD_CONTRACT,
     PLUGIN_TEMPLATE, POISON, PROBER, SCALER, STRINGS, WRONG_TYPES, WRONG_WORLD, foreach_plugin,

@@ -4,7 +4,7 @@
 use crate::nn::shape_text;
 use crate::printable::escape;
 use crate::repository::Repository;
-use crate::runtime::TensorSpec;
+use crate::tensor::TensorSpec;
 use std::fmt::Write as _;
 use std::path::Path;
 

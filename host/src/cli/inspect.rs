@@ -1,9 +1,8 @@
 //! `aimass inspect PLUGIN.wasm`: what a plugin reports about itself.
 
 use crate::printable::escape;
-use crate::runtime::{
-    EngineOptions, GrantedGraphs, InstanceLimits, ModelInfo, NnState, Runtime, TensorSpec,
-};
+use crate::runtime::{EngineOptions, GrantedGraphs, InstanceLimits, ModelInfo, NnState, Runtime};
+use crate::tensor::TensorSpec;
 use std::fmt::Write as _;
 use std::path::Path;
 

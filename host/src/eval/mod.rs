@@ -13,7 +13,7 @@ pub use scores::{ClassScores, Scores, roc_auc, score};
 pub use text::{TextReport, evaluate_text, is_text_set, render_text};
 
 use crate::graph::{Request, Served};
-use crate::runtime::Dtype;
+use crate::tensor::Dtype;
 use crate::tensor::Tensor;
 use std::path::Path;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 
 use super::{Latency, latency};
 use crate::graph::{Request, Served};
-use crate::runtime::Dtype;
+use crate::tensor::Dtype;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

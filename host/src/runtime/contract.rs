@@ -2,9 +2,10 @@
 //! description, and every `infer` output must match it, before anything it
 //! returns reaches a client or the next layer.
 
-use super::info::{ModelInfo, TensorSpec};
+use super::info::ModelInfo;
 use super::text::bounded;
 use crate::tensor::NamedTensor;
+use crate::tensor::TensorSpec;
 use std::collections::HashSet;
 
 /// The most inputs or outputs a plugin may declare.
@@ -209,7 +210,8 @@ pub fn check_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Dtype, ModelKind};
+    use crate::runtime::ModelKind;
+    use crate::tensor::Dtype;
     use crate::tensor::Tensor;
 
     fn spec(name: &str, dtype: Dtype, shape: &[i64]) -> TensorSpec {

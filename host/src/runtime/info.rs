@@ -3,7 +3,7 @@
 use super::bindings::{
     GuestDatatype, GuestModelInfo, GuestModelKind, GuestTensorSpec, GuestTensorType,
 };
-pub use crate::tensor::{Dtype, TensorSpec};
+use crate::tensor::{Dtype, TensorSpec};
 use std::fmt;
 
 impl From<GuestDatatype> for Dtype {

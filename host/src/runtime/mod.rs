@@ -23,7 +23,7 @@ pub use cache::CompileCache;
 pub use contract::validate_info;
 pub use engine::{EPOCH_TICK, EngineOptions};
 pub use error::{GuestErrorKind, RuntimeError};
-pub use info::{Dtype, ModelInfo, ModelKind, TensorSpec};
+pub use info::{ModelInfo, ModelKind};
 pub use instance::{Instance, InstanceLimits, NamedTensor};
 pub use plugin::{Plugin, sha256_hex};
 pub use pool::{Isolation, NodePool, NodeSpec};

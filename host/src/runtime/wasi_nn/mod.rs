@@ -118,9 +118,9 @@ pub(crate) fn guest_wasi_nn_type(
 }
 
 /// The host's element type as the contract's generated enum.
-pub(crate) fn guest_type(dtype: super::Dtype) -> super::bindings::GuestDatatype {
-    use super::Dtype as D;
+pub(crate) fn guest_type(dtype: crate::tensor::Dtype) -> super::bindings::GuestDatatype {
     use super::bindings::GuestDatatype as G;
+    use crate::tensor::Dtype as D;
     match dtype {
         D::Fp16 => G::Fp16,
         D::Fp32 => G::Fp32,
